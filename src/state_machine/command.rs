@@ -1,0 +1,159 @@
+//! What goes through Raft: one [`LogEntry`] per proposal, one [`Command`] enum for every
+//! domain, and the [`Applied`] reply that apply hands back to the proposer.
+//!
+//! Variants are append-only and never renamed or reordered: postcard encodes the variant
+//! index, and old log entries must decode forever. The golden-bytes test below guards that.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::Serialize;
+
+/// One Raft log entry's payload. Time and ids are stamped by the leader before proposing, so
+/// apply never reads a clock and every replica computes the same state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Milliseconds since the Unix epoch, stamped by the node that proposed.
+    pub time_ms: u64,
+    /// Client request id. A retried write carries the same id and is applied once.
+    pub request_id: Option<u128>,
+    pub cmd: Command,
+}
+
+impl fmt::Display for LogEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.cmd.name(), self.time_ms)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    Sys(SysCmd),
+    Config(ConfigCmd),
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Sys(SysCmd::InitCluster { .. }) => "sys.init_cluster",
+            Command::Sys(SysCmd::Restore { .. }) => "sys.restore",
+            Command::Config(ConfigCmd::Publish(_)) => "config.publish",
+            Command::Config(ConfigCmd::Remove { .. }) => "config.remove",
+        }
+    }
+}
+
+/// Cluster housekeeping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SysCmd {
+    /// Record the cluster id once, right after the cluster is first initialized.
+    InitCluster { cluster_id: String },
+    /// Replace every data column family with the given records (disaster recovery restore).
+    Restore { source_cluster_id: String, records: Vec<(u8, Vec<u8>, Vec<u8>)> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConfigKey {
+    pub namespace: String,
+    pub group: String,
+    pub data_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigPublish {
+    pub key: ConfigKey,
+    pub content: String,
+    /// Computed by the domain layer before proposing.
+    pub md5: String,
+    pub config_type: String,
+    pub app_name: String,
+    pub desc: String,
+    pub tags: String,
+    pub encrypted_data_key: String,
+    pub src_user: String,
+    pub src_ip: String,
+    /// Compare-and-swap: publish only if the stored md5 equals this.
+    pub cas_md5: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ConfigCmd {
+    Publish(ConfigPublish),
+    Remove { key: ConfigKey, src_user: String, src_ip: String },
+}
+
+/// A stored Nacos config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigItem {
+    pub content: String,
+    pub md5: String,
+    pub config_type: String,
+    pub app_name: String,
+    pub desc: String,
+    pub tags: String,
+    pub encrypted_data_key: String,
+    pub src_user: String,
+    pub src_ip: String,
+    pub create_time_ms: u64,
+    pub modify_time_ms: u64,
+    /// Log index of the creating and of the last modifying entry.
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// What apply returns for a command. Failures that are part of the protocol (CAS mismatch,
+/// not found) are values, not errors: an `Err` from apply means storage failure and is fatal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Applied {
+    /// Blank and membership entries, and commands with nothing to report.
+    None,
+    /// The command changed (or confirmed) state at this log index.
+    Ok { index: u64 },
+    /// A compare-and-swap precondition did not hold; nothing was written.
+    CasMismatch,
+    /// The target did not exist; nothing was written.
+    NotFound,
+}
+
+/// A change made by one applied entry, published to watchers and kept in the durable change
+/// log for asynchronous consumers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Change {
+    ConfigUpdated {
+        key: ConfigKey,
+        md5: String,
+    },
+    ConfigRemoved {
+        key: ConfigKey,
+    },
+    /// Data was replaced wholesale (restore or snapshot install): consumers must resync.
+    Reset,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Golden bytes: if this fails, a change broke the decoding of existing logs.
+    #[test]
+    fn golden_encoding_of_log_entries() {
+        let e = LogEntry {
+            time_ms: 1,
+            request_id: Some(2),
+            cmd: Command::Config(ConfigCmd::Remove {
+                key: ConfigKey { namespace: "n".into(), group: "g".into(), data_id: "d".into() },
+                src_user: String::new(),
+                src_ip: "i".into(),
+            }),
+        };
+        let bytes = postcard::to_allocvec(&e).unwrap();
+        assert_eq!(bytes, vec![1, 1, 2, 1, 1, 1, b'n', 1, b'g', 1, b'd', 0, 1, b'i']);
+        let init = LogEntry {
+            time_ms: 0,
+            request_id: None,
+            cmd: Command::Sys(SysCmd::InitCluster { cluster_id: "c".into() }),
+        };
+        assert_eq!(postcard::to_allocvec(&init).unwrap(), vec![0, 0, 0, 0, 1, b'c']);
+        assert_eq!(postcard::to_allocvec(&Applied::Ok { index: 5 }).unwrap(), vec![1, 5]);
+    }
+}

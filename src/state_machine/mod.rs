@@ -1,0 +1,178 @@
+//! The replicated state machine on RocksDB (`<data-dir>/sm/`). Deterministic: apply reads no
+//! clock, draws no randomness and does no I/O but its own write batch.
+//!
+//! The database can be replaced wholesale by a snapshot install, so it lives behind a lock of
+//! an `Arc<DB>`: readers clone the `Arc` (cheap) and keep a consistent handle for their read.
+
+pub mod apply;
+pub mod command;
+pub mod config_store;
+pub mod raft_impl;
+pub mod schema;
+pub mod snapshot;
+pub mod watch;
+
+use std::io;
+use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::RwLock;
+
+use rocksdb::ColumnFamilyDescriptor;
+use rocksdb::Options;
+use rocksdb::DB;
+
+use crate::raft::types::LogId;
+use crate::raft::types::StoredMembership;
+use watch::ChangeHub;
+
+pub type StoreResult<T> = Result<T, io::Error>;
+
+pub(crate) fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> StoreResult<&'a rocksdb::ColumnFamily> {
+    db.cf_handle(name).ok_or_else(|| io_err(format!("missing column family {name}")))
+}
+
+/// Context stamped into every applied entry: its log index and the leader's clock.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyCtx {
+    pub index: u64,
+    pub time_ms: u64,
+}
+
+/// Last applied log id and membership, cached in memory; the durable copy is in `sm_meta`,
+/// written in the same batch as the data it describes.
+#[derive(Debug, Clone, Default)]
+pub struct AppliedState {
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+}
+
+pub(crate) struct Inner {
+    /// `<data-dir>`.
+    root: PathBuf,
+    db: RwLock<Arc<DB>>,
+    state: Mutex<AppliedState>,
+    hub: ChangeHub,
+}
+
+/// Handle to the state machine; clones share one database.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    inner: Arc<Inner>,
+}
+
+pub(crate) fn open_db(path: &Path) -> StoreResult<DB> {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    let cfs = schema::ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+    DB::open_cf_descriptors(&opts, path, cfs).map_err(io_err)
+}
+
+pub(crate) fn read_applied_state(db: &DB) -> StoreResult<AppliedState> {
+    let meta = cf(db, schema::CF_META)?;
+    let last_applied = match db.get_cf(meta, schema::META_LAST_APPLIED).map_err(io_err)? {
+        Some(v) => schema::decode::<Option<LogId>>(&v)?,
+        None => None,
+    };
+    let membership = match db.get_cf(meta, schema::META_MEMBERSHIP).map_err(io_err)? {
+        Some(v) => schema::decode::<StoredMembership>(&v)?,
+        None => StoredMembership::default(),
+    };
+    Ok(AppliedState { last_applied, membership })
+}
+
+impl StateMachineStore {
+    /// Opens the current generation under `<data-dir>/sm/` (see `snapshot::current_generation`),
+    /// removing leftovers of an interrupted snapshot install.
+    pub fn open(root: &Path) -> StoreResult<StateMachineStore> {
+        let db_path = snapshot::prepare_dirs(root)?;
+        let db = open_db(&db_path)?;
+        let state = read_applied_state(&db)?;
+        let hub = ChangeHub::new(state.last_applied.as_ref().map(|l| l.index).unwrap_or(0));
+        Ok(StateMachineStore {
+            inner: Arc::new(Inner {
+                root: root.to_path_buf(),
+                db: RwLock::new(Arc::new(db)),
+                state: Mutex::new(state),
+                hub,
+            }),
+        })
+    }
+
+    /// A consistent handle for reading; never blocks on apply.
+    pub fn db(&self) -> Arc<DB> {
+        match self.inner.db.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn hub(&self) -> &ChangeHub {
+        &self.inner.hub
+    }
+
+    pub fn applied_state(&self) -> AppliedState {
+        match self.inner.state.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    pub fn cluster_id(&self) -> StoreResult<Option<String>> {
+        let db = self.db();
+        match db.get_cf(cf(&db, schema::CF_META)?, schema::META_CLUSTER_ID).map_err(io_err)? {
+            Some(v) => Ok(Some(schema::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn set_state(&self, s: AppliedState) {
+        match self.inner.state.lock() {
+            Ok(mut g) => *g = s,
+            Err(p) => *p.into_inner() = s,
+        }
+    }
+
+    fn swap_db(&self, db: DB) -> Arc<DB> {
+        let mut g = match self.inner.db.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        std::mem::replace(&mut *g, Arc::new(db))
+    }
+
+    /// Checksum of the domain data (not of node bookkeeping) with the applied index it was
+    /// taken at, read from one RocksDB snapshot so the two agree.
+    pub fn state_checksum(&self) -> StoreResult<(u64, u32, u64)> {
+        let db = self.db();
+        let snap = db.snapshot();
+        let applied = match snap.get_cf(cf(&db, schema::CF_META)?, schema::META_LAST_APPLIED).map_err(io_err)? {
+            Some(v) => schema::decode::<Option<LogId>>(&v)?.map(|l| l.index).unwrap_or(0),
+            None => 0,
+        };
+        let mut h = crc32fast::Hasher::new();
+        let mut count = 0u64;
+        for name in schema::DATA_CFS {
+            h.update(name.as_bytes());
+            for item in snap.iterator_cf(cf(&db, name)?, rocksdb::IteratorMode::Start) {
+                let (k, v) = item.map_err(io_err)?;
+                h.update(&(k.len() as u32).to_be_bytes());
+                h.update(&k);
+                h.update(&(v.len() as u32).to_be_bytes());
+                h.update(&v);
+                count += 1;
+            }
+        }
+        Ok((applied, h.finalize(), count))
+    }
+}
