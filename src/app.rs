@@ -1,0 +1,233 @@
+//! Wiring: open storage, start Raft and the servers, found or join the cluster, and shut down
+//! gracefully on SIGTERM/SIGINT (stop accepting, finish in-flight requests, hand leadership
+//! over, stop Raft, exit 0).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::bail;
+use anyhow::Context;
+use openraft::async_runtime::WatchReceiver;
+use openraft::storage::RaftLogStorage;
+use openraft::SnapshotPolicy;
+use tokio::sync::watch;
+
+use crate::domain::config::ConfigService;
+use crate::http::AppState;
+use crate::raft::log_store::LogStore;
+use crate::raft::membership;
+use crate::raft::network::NetworkFactory;
+use crate::raft::network::PeerClients;
+use crate::raft::types::Peer;
+use crate::raft::types::Raft;
+use crate::raft::RaftNode;
+use crate::settings::DeploymentType;
+use crate::settings::LookupType;
+use crate::settings::NodeRole;
+use crate::settings::Settings;
+use crate::state_machine::StateMachineStore;
+
+fn raft_config(s: &Settings) -> anyhow::Result<openraft::Config> {
+    let c = openraft::Config {
+        cluster_name: "batata".into(),
+        heartbeat_interval: s.raft.heartbeat_interval_ms,
+        election_timeout_min: s.raft.election_timeout_min_ms,
+        election_timeout_max: s.raft.election_timeout_max_ms,
+        install_snapshot_timeout: s.raft.install_snapshot_timeout_ms,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(s.raft.snapshot_logs_since_last),
+        max_in_snapshot_log_to_keep: s.raft.max_in_snapshot_log_to_keep,
+        purge_batch_size: 256,
+        ..Default::default()
+    };
+    Ok(c.validate()?)
+}
+
+/// Resolves this node's identity and peers from the settings.
+struct Topology {
+    me: Peer,
+    /// Voters listed in cluster.conf (empty when standalone).
+    members: BTreeMap<u64, Peer>,
+    secret: String,
+}
+
+fn topology(s: &Settings) -> anyhow::Result<Topology> {
+    let dc = &s.datacenter;
+    let peer = |http: String, raft: String| Peer {
+        raft_addr: raft,
+        http_addr: http,
+        datacenter: dc.local.clone(),
+        region: dc.region.clone(),
+        zone: dc.zone.clone(),
+    };
+    let host =
+        if s.advertise_host.contains(':') { format!("[{}]", s.advertise_host) } else { s.advertise_host.clone() };
+    let me = peer(format!("{host}:{}", s.server_port), format!("{host}:{}", s.cluster_port));
+    let mut members = BTreeMap::new();
+    if s.lookup_type == LookupType::File {
+        for m in s.members()? {
+            let mut p = peer(m.http_addr(), m.raft_addr());
+            if p.http_addr != me.http_addr {
+                // Other members' locality is learned from their own membership records later.
+                p.datacenter = String::new();
+                p.region = String::new();
+                p.zone = String::new();
+            }
+            members.insert(membership::node_id_for(&p.http_addr), p);
+        }
+    }
+    let secret = s.cluster_secret.clone().unwrap_or_default();
+    if s.lookup_type == LookupType::File && secret.is_empty() {
+        bail!(
+            "nacos.cluster.secret (env BATATA_CLUSTER_SECRET) must be set when cluster.member.lookup.type is file: \
+             peers on the cluster port authenticate with it"
+        );
+    }
+    Ok(Topology { me, members, secret })
+}
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    for w in &settings.warnings {
+        tracing::warn!("{w}");
+    }
+    if settings.deployment_type == DeploymentType::Console {
+        bail!("deployment.type=console (a console-only process without the server) is not supported yet; use all or server");
+    }
+    let topo = topology(&settings)?;
+    let data_dir = settings.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let node_id = membership::load_or_store_node_id(&data_dir, membership::node_id_for(&topo.me.http_addr))?;
+
+    let log = LogStore::open(&data_dir.join("raft")).context("opening the raft log")?;
+    let ready_index = log.clone().read_committed().await?.map(|l| l.index).unwrap_or(0);
+    let sm = StateMachineStore::open(&data_dir).context("opening the state machine")?;
+    let clients = PeerClients::new(topo.secret.clone());
+    let network = NetworkFactory { self_id: node_id, clients: clients.clone() };
+    let raft = Raft::new(node_id, Arc::new(raft_config(&settings)?), network, log.clone(), sm.clone()).await?;
+    let node = Arc::new(RaftNode::new(raft, node_id, sm, log, clients));
+    tracing::info!(node_id, http = %topo.me.http_addr, raft = %topo.me.raft_addr, "raft node started");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    // Cluster port.
+    let cluster_addr = settings.cluster_bind_addr();
+    let cluster_listener = tokio::net::TcpListener::bind(cluster_addr)
+        .await
+        .with_context(|| format!("cannot bind the cluster port {cluster_addr}"))?;
+    let svc = crate::grpc::cluster::service(node.clone(), topo.secret.clone());
+    let mut rx = stop_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(cluster_listener);
+        let _ = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(svc)
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await;
+    }));
+
+    // Found or join the cluster.
+    match settings.lookup_type {
+        LookupType::Standalone => membership::bootstrap_standalone(&node, topo.me.clone()).await?,
+        LookupType::File => {
+            if topo.members.contains_key(&membership::node_id_for(&topo.me.http_addr)) {
+                tokio::spawn(membership::bootstrap_members(node.clone(), topo.members.clone()));
+            } else if settings.datacenter.role == NodeRole::Learner {
+                tokio::spawn(membership::join_as_learner(
+                    node.clone(),
+                    topo.me.clone(),
+                    topo.members.values().cloned().collect(),
+                ));
+            } else {
+                bail!(
+                    "this node ({}) is not listed in the cluster members ({}); list it, or set datacenter.role=learner to join as a learner",
+                    topo.me.http_addr,
+                    settings.cluster_conf_path.display()
+                );
+            }
+        }
+    }
+    tokio::spawn(membership::ensure_cluster_id(node.clone()));
+    tokio::spawn(crate::domain::snapshot::apply_pending_restore(node.clone(), data_dir.clone()));
+
+    // HTTP servers.
+    let state = AppState {
+        node: node.clone(),
+        config: ConfigService::new(node.clone(), settings.config_max_content_bytes),
+        ready_index,
+        data_dir: data_dir.clone(),
+    };
+    let router = crate::http::router(state, &settings.context_path, settings.max_body_bytes);
+    let mut addrs = vec![settings.http_bind_addr()];
+    if let Some(c) = settings.consul_bind_addr() {
+        addrs.push(c);
+    }
+    if settings.deployment_type == DeploymentType::All {
+        addrs.push(settings.console_bind_addr());
+    }
+    for addr in addrs {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot bind {addr}"))?;
+        let r = router.clone();
+        let mut rx = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, r.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await;
+        }));
+    }
+    tracing::info!(port = settings.server_port, "batata is serving");
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new requests; finishing in-flight ones");
+    let _ = stop_tx.send(true);
+    hand_over_leadership(&node).await;
+    let grace = Duration::from_millis(settings.shutdown_grace_ms);
+    let _ = tokio::time::timeout(grace, futures::future::join_all(tasks)).await;
+    let _ = node.raft.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// If this node leads, transfer leadership to the most caught-up voter so writes pause for a
+/// heartbeat rather than an election timeout.
+async fn hand_over_leadership(node: &RaftNode) {
+    if !node.raft.is_leader() {
+        return;
+    }
+    let st = node.status();
+    let target =
+        st.members.iter().filter(|m| m.voter && m.id != node.id).max_by_key(|m| m.matched.unwrap_or(0)).map(|m| m.id);
+    let Some(to) = target else { return };
+    if node.raft.trigger().transfer_leader(to).await.is_err() {
+        return;
+    }
+    let mut m = node.raft.metrics();
+    let _ = tokio::time::timeout(Duration::from_secs(3), m.wait_until(|m| m.current_leader != Some(node.id))).await;
+}

@@ -1,0 +1,132 @@
+//! Nacos config rules: names, namespace defaults, md5, and the publish/get/remove operations.
+
+use std::sync::Arc;
+
+use super::DomainError;
+use super::ReadConsistency;
+use crate::raft::RaftNode;
+use crate::state_machine::command::Applied;
+use crate::state_machine::command::Command;
+use crate::state_machine::command::ConfigCmd;
+use crate::state_machine::command::ConfigItem;
+use crate::state_machine::command::ConfigKey;
+use crate::state_machine::command::ConfigPublish;
+use crate::state_machine::config_store;
+
+pub const DEFAULT_NAMESPACE: &str = "public";
+pub const DEFAULT_GROUP: &str = "DEFAULT_GROUP";
+const MAX_NAME: usize = 256;
+
+/// `""`, absent and `public` are the same namespace.
+pub fn normalize_namespace(ns: Option<&str>) -> String {
+    match ns.map(str::trim) {
+        None | Some("") => DEFAULT_NAMESPACE.to_string(),
+        Some(s) => s.to_string(),
+    }
+}
+
+/// Nacos allows letters, digits and `-_.:` in dataId and group.
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_NAME
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+}
+
+pub fn make_key(namespace: Option<&str>, group: Option<&str>, data_id: Option<&str>) -> Result<ConfigKey, DomainError> {
+    let data_id = data_id.map(str::trim).unwrap_or("");
+    if data_id.is_empty() {
+        return Err(DomainError::Invalid("dataId is required".into()));
+    }
+    if !valid_name(data_id) {
+        return Err(DomainError::Invalid(format!("invalid dataId: {data_id}")));
+    }
+    let group = match group.map(str::trim) {
+        None | Some("") => DEFAULT_GROUP,
+        Some(g) => g,
+    };
+    if !valid_name(group) {
+        return Err(DomainError::Invalid(format!("invalid group: {group}")));
+    }
+    let namespace = normalize_namespace(namespace);
+    if namespace.len() > 128 || !namespace.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')) {
+        return Err(DomainError::Invalid(format!("invalid namespace: {namespace}")));
+    }
+    Ok(ConfigKey { namespace, group: group.to_string(), data_id: data_id.to_string() })
+}
+
+pub fn md5_hex(content: &str) -> String {
+    format!("{:x}", md5::compute(content.as_bytes()))
+}
+
+/// Everything a publish carries besides the key and content.
+#[derive(Debug, Default, Clone)]
+pub struct PublishOptions {
+    pub config_type: String,
+    pub app_name: String,
+    pub desc: String,
+    pub tags: String,
+    pub encrypted_data_key: String,
+    pub src_user: String,
+    pub src_ip: String,
+    pub cas_md5: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct ConfigService {
+    node: Arc<RaftNode>,
+    max_content: usize,
+}
+
+impl ConfigService {
+    pub fn new(node: Arc<RaftNode>, max_content: usize) -> ConfigService {
+        ConfigService { node, max_content }
+    }
+
+    pub async fn publish(&self, key: ConfigKey, content: String, opts: PublishOptions) -> Result<u64, DomainError> {
+        if content.is_empty() {
+            return Err(DomainError::Invalid("content is required".into()));
+        }
+        if content.len() > self.max_content {
+            return Err(DomainError::Invalid(format!(
+                "content is {} bytes, over the limit of {} bytes",
+                content.len(),
+                self.max_content
+            )));
+        }
+        let md5 = md5_hex(&content);
+        let cmd = Command::Config(ConfigCmd::Publish(ConfigPublish {
+            key,
+            content,
+            md5,
+            config_type: if opts.config_type.is_empty() { "text".into() } else { opts.config_type },
+            app_name: opts.app_name,
+            desc: opts.desc,
+            tags: opts.tags,
+            encrypted_data_key: opts.encrypted_data_key,
+            src_user: opts.src_user,
+            src_ip: opts.src_ip,
+            cas_md5: opts.cas_md5.filter(|m| !m.is_empty()),
+        }));
+        match self.node.write(cmd).await? {
+            Applied::Ok { index } => Ok(index),
+            Applied::CasMismatch => Err(DomainError::Conflict("config md5 does not match casMd5".into())),
+            other => Err(DomainError::Invalid(format!("unexpected apply result {other:?}"))),
+        }
+    }
+
+    /// Removes a config; removing a missing one succeeds, as in Nacos.
+    pub async fn remove(&self, key: ConfigKey, src_user: String, src_ip: String) -> Result<bool, DomainError> {
+        match self.node.write(Command::Config(ConfigCmd::Remove { key, src_user, src_ip })).await? {
+            Applied::Ok { .. } => Ok(true),
+            Applied::NotFound => Ok(false),
+            other => Err(DomainError::Invalid(format!("unexpected apply result {other:?}"))),
+        }
+    }
+
+    pub async fn get(&self, key: &ConfigKey, consistency: ReadConsistency) -> Result<Option<ConfigItem>, DomainError> {
+        if consistency == ReadConsistency::Linearizable {
+            self.node.linearizable_barrier().await?;
+        }
+        Ok(config_store::get(&self.node.sm.db(), key)?)
+    }
+}

@@ -1,0 +1,34 @@
+//! Business rules shared by the protocol adapters: validation, defaults, building commands,
+//! and reads. Sits between `http/`/`grpc/` and the replicated core; never touches RocksDB.
+
+pub mod config;
+pub mod snapshot;
+
+use crate::raft::WriteError;
+
+/// Errors of the domain layer; each protocol maps them once to its own shape.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// Bad client input: nothing was stored.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// A compare-and-swap precondition failed.
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Cluster(#[from] WriteError),
+    #[error("storage error: {0}")]
+    Storage(#[from] std::io::Error),
+}
+
+/// Read consistency a caller asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadConsistency {
+    /// Serve from the local state machine (the default, like Nacos and Consul's default mode).
+    #[default]
+    Local,
+    /// Read-index through the leader, then read locally.
+    Linearizable,
+}

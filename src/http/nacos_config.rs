@@ -1,0 +1,134 @@
+//! Nacos config v1: `/v1/cs/configs` GET / POST / DELETE (the first vertical slice).
+
+use axum::body::Bytes;
+use axum::extract::ConnectInfo;
+use axum::extract::RawQuery;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+
+use super::consistency;
+use super::nacos_error;
+use super::params;
+use super::AppState;
+use crate::domain::config::make_key;
+use crate::domain::config::PublishOptions;
+use crate::domain::DomainError;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v1/cs/configs", get(get_config).post(publish_config).delete(delete_config))
+}
+
+fn key_of(
+    p: &std::collections::HashMap<String, String>,
+) -> Result<crate::state_machine::command::ConfigKey, DomainError> {
+    make_key(
+        p.get("tenant").or(p.get("namespaceId")).map(String::as_str),
+        p.get("group").map(String::as_str),
+        p.get("dataId").map(String::as_str),
+    )
+}
+
+/// The Content-Type Nacos serves for a config type.
+fn content_type(config_type: &str) -> &'static str {
+    match config_type {
+        "json" => "application/json;charset=UTF-8",
+        "xml" => "application/xml;charset=UTF-8",
+        "html" => "text/html;charset=UTF-8",
+        _ => "text/plain;charset=UTF-8",
+    }
+}
+
+fn client_ip(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> String {
+    peer.map(|a| a.ip().to_string())
+        .unwrap_or_else(|| headers.get("x-real-ip").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string())
+}
+
+async fn get_config(State(st): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+    let p = params(q.as_deref(), &headers, &[]);
+    let key = match key_of(&p) {
+        Ok(k) => k,
+        Err(e) => return nacos_error(e),
+    };
+    match st.config.get(&key, consistency(&p)).await {
+        Ok(Some(item)) => {
+            let mut resp = (StatusCode::OK, item.content).into_response();
+            let h = resp.headers_mut();
+            let mut set = |k: &'static str, v: &str| {
+                if let Ok(v) = axum::http::HeaderValue::from_str(v) {
+                    h.insert(k, v);
+                }
+            };
+            set("Content-Type", content_type(&item.config_type));
+            set("Content-MD5", &item.md5);
+            set("Config-Type", &item.config_type);
+            let modified = std::time::UNIX_EPOCH + std::time::Duration::from_millis(item.modify_time_ms);
+            set("Last-Modified", &httpdate::fmt_http_date(modified));
+            set("Pragma", "no-cache");
+            set("Cache-Control", "no-cache,no-store");
+            set("Expires", "0");
+            if !item.encrypted_data_key.is_empty() {
+                set("Encrypted-Data-Key", &item.encrypted_data_key);
+            }
+            resp
+        }
+        Ok(None) => (StatusCode::NOT_FOUND, "config data not exist\n").into_response(),
+        Err(e) => nacos_error(e),
+    }
+}
+
+async fn publish_config(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(q.as_deref(), &headers, &body);
+    let key = match key_of(&p) {
+        Ok(k) => k,
+        Err(e) => return nacos_error(e),
+    };
+    let Some(content) = p.get("content").cloned() else {
+        return nacos_error(DomainError::Invalid("content is required".into()));
+    };
+    let get = |k: &str| p.get(k).cloned().unwrap_or_default();
+    let opts = PublishOptions {
+        config_type: get("type"),
+        app_name: get("appName"),
+        desc: get("desc"),
+        tags: get("config_tags"),
+        encrypted_data_key: get("encryptedDataKey"),
+        src_user: get("src_user"),
+        src_ip: client_ip(&headers, Some(peer)),
+        cas_md5: headers.get("casMd5").and_then(|v| v.to_str().ok()).map(str::to_string).or(p.get("casMd5").cloned()),
+    };
+    match st.config.publish(key, content, opts).await {
+        Ok(_) => (StatusCode::OK, "true").into_response(),
+        Err(DomainError::Conflict(_)) => (StatusCode::OK, "false").into_response(),
+        Err(e) => nacos_error(e),
+    }
+}
+
+async fn delete_config(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(q.as_deref(), &headers, &body);
+    let key = match key_of(&p) {
+        Ok(k) => k,
+        Err(e) => return nacos_error(e),
+    };
+    let user = p.get("src_user").cloned().unwrap_or_default();
+    match st.config.remove(key, user, client_ip(&headers, Some(peer))).await {
+        Ok(_) => (StatusCode::OK, "true").into_response(),
+        Err(e) => nacos_error(e),
+    }
+}
