@@ -1,0 +1,248 @@
+//! Test harness: real `batata` processes on loopback, each with its own data dir and ports.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Child;
+use std::process::Command;
+use std::process::Stdio;
+use std::time::Duration;
+use std::time::Instant;
+
+use serde_json::Value;
+
+pub const SECRET: &str = "test-cluster-secret-0123456789";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+#[derive(Clone, Debug)]
+pub struct Ports {
+    pub http: u16,
+    pub raft: u16,
+    pub sdk: u16,
+}
+
+impl Ports {
+    pub fn new() -> Ports {
+        Ports { http: free_port(), raft: free_port(), sdk: free_port() }
+    }
+    pub fn http_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.http)
+    }
+}
+
+pub struct Node {
+    pub ports: Ports,
+    pub dir: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_batata")
+}
+
+impl Node {
+    /// A node; `members` empty means standalone.
+    pub fn new(root: &std::path::Path, name: &str, ports: Ports, members: &[Ports]) -> Node {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut env = vec![
+            ("BATATA_SERVER_PORT".to_string(), ports.http.to_string()),
+            ("BATATA_CLUSTER_PORT".to_string(), ports.raft.to_string()),
+            ("BATATA_SDK_PORT".to_string(), ports.sdk.to_string()),
+            ("BATATA_CONSUL_PORT".to_string(), "0".to_string()),
+            ("BATATA_DEPLOYMENT_TYPE".to_string(), "server".to_string()),
+            ("BATATA_DATA_DIR".to_string(), dir.join("data").display().to_string()),
+            ("BATATA_SERVER_IP".to_string(), "127.0.0.1".to_string()),
+            ("BATATA_BIND_ADDRESS".to_string(), "127.0.0.1".to_string()),
+            ("BATATA_CLUSTER_BIND_ADDRESS".to_string(), "127.0.0.1".to_string()),
+            ("BATATA_CLUSTER_SECRET".to_string(), SECRET.to_string()),
+            ("RUST_LOG".to_string(), "info,openraft=warn".to_string()),
+        ];
+        if !members.is_empty() {
+            let conf = dir.join("cluster.conf");
+            let text: String = members
+                .iter()
+                .map(|m| format!("127.0.0.1:{} raft_port={}\n", m.http, m.raft))
+                .collect::<Vec<_>>()
+                .join("");
+            std::fs::write(&conf, format!("# test cluster\n{text}")).unwrap();
+            env.push(("BATATA_CLUSTER_LOOKUP_TYPE".to_string(), "file".to_string()));
+            env.push(("BATATA_CLUSTER_CONF".to_string(), conf.display().to_string()));
+        }
+        let log = dir.join("node.log");
+        Node { ports, dir, env, child: None, log }
+    }
+
+    pub fn set_env(&mut self, k: &str, v: &str) {
+        self.env.retain(|(key, _)| key != k);
+        self.env.push((k.to_string(), v.to_string()));
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "node already running");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.current_dir(&self.dir).stdout(Stdio::null()).stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("spawn batata"));
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        unsafe_sigterm(c.id());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st.code();
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.ports.http, path)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+pub async fn status(node: &Node) -> Option<Value> {
+    let r = client().get(node.url("/nacos/v1/core/raft/status")).timeout(Duration::from_secs(3)).send().await.ok()?;
+    r.json().await.ok()
+}
+
+/// Polls `f` until it returns Some, or panics after `secs`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn wait_ready(node: &Node) {
+    eventually(60, &format!("node {} ready", node.ports.http), || async {
+        let r = client()
+            .get(node.url("/nacos/v1/console/health/readiness"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+}
+
+/// The node id of the current leader as seen by `node`.
+pub async fn leader_of(node: &Node) -> Option<u64> {
+    status(node).await?.get("leader")?.as_u64()
+}
+
+pub async fn publish(node: &Node, data_id: &str, content: &str) -> reqwest::Response {
+    client()
+        .post(node.url("/nacos/v1/cs/configs"))
+        .form(&[("dataId", data_id), ("group", "DEFAULT_GROUP"), ("content", content)])
+        .send()
+        .await
+        .unwrap()
+}
+
+pub async fn publish_ok(node: &Node, data_id: &str, content: &str) {
+    let r = publish(node, data_id, content).await;
+    let st = r.status();
+    let body = r.text().await.unwrap();
+    assert!(st.is_success() && body == "true", "publish {data_id} failed: {st} {body}");
+}
+
+/// Reads a config; `None` on 404.
+pub async fn get_config(node: &Node, data_id: &str, consistent: bool) -> Option<String> {
+    let mut url = node.url(&format!("/nacos/v1/cs/configs?dataId={data_id}&group=DEFAULT_GROUP"));
+    if consistent {
+        url.push_str("&consistent");
+    }
+    let r = client().get(url).send().await.unwrap();
+    match r.status().as_u16() {
+        200 => Some(r.text().await.unwrap()),
+        404 => None,
+        s => panic!("get {data_id}: unexpected status {s}: {}", r.text().await.unwrap_or_default()),
+    }
+}
+
+/// (applied index, crc32, record count) of the node's domain data.
+pub async fn checksum(node: &Node) -> Option<(u64, u64, u64)> {
+    let s = status(node).await?;
+    let c = s.get("checksum")?;
+    Some((c["applied"].as_u64()?, c["crc32"].as_u64()?, c["records"].as_u64()?))
+}
+
+/// Waits until every running node reports the same data checksum at the same applied index.
+pub async fn converge(nodes: &[&Node]) -> (u64, u64) {
+    eventually(60, "checksums converge", || async {
+        let mut sums = Vec::new();
+        for n in nodes {
+            sums.push(checksum(n).await?);
+        }
+        let first = sums[0];
+        sums.iter().all(|s| s.0 == first.0 && s.1 == first.1).then_some((first.1, first.2))
+    })
+    .await
+}
+
+/// Starts an n-node cluster from one cluster.conf and waits until all are ready.
+pub async fn start_cluster(root: &std::path::Path, n: usize) -> Vec<Node> {
+    let ports: Vec<Ports> = (0..n).map(|_| Ports::new()).collect();
+    let mut nodes: Vec<Node> =
+        ports.iter().enumerate().map(|(i, p)| Node::new(root, &format!("n{i}"), p.clone(), &ports)).collect();
+    for n in nodes.iter_mut() {
+        n.start();
+    }
+    for n in &nodes {
+        wait_ready(n).await;
+    }
+    nodes
+}

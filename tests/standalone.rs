@@ -1,0 +1,168 @@
+//! Black-box tests of a single real `batata` process.
+
+mod common;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_survives_kill9_and_starts_without_config_file() {
+    let root = tempfile::tempdir().unwrap();
+    let mut n = Node::new(root.path(), "solo", Ports::new(), &[]);
+    assert!(!n.dir.join("conf").exists(), "the test must run without a config file");
+    n.start();
+    wait_ready(&n).await;
+    publish_ok(&n, "app.yaml", "a: 1").await;
+    assert_eq!(get_config(&n, "app.yaml", false).await.as_deref(), Some("a: 1"));
+    assert_eq!(get_config(&n, "app.yaml", true).await.as_deref(), Some("a: 1"));
+    publish_ok(&n, "app.yaml", "a: 2").await;
+    n.kill9();
+    n.start();
+    wait_ready(&n).await;
+    assert_eq!(get_config(&n, "app.yaml", false).await.as_deref(), Some("a: 2"));
+    // Delete, then it is gone, also after a restart.
+    let r = client().delete(n.url("/nacos/v1/cs/configs?dataId=app.yaml&group=DEFAULT_GROUP")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "true");
+    assert_eq!(get_config(&n, "app.yaml", false).await, None);
+    assert_eq!(n.stop(), Some(0), "SIGTERM must exit 0");
+    n.start();
+    wait_ready(&n).await;
+    assert_eq!(get_config(&n, "app.yaml", false).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_bad_input_is_refused_and_nothing_stored() {
+    let root = tempfile::tempdir().unwrap();
+    let mut n = Node::new(root.path(), "solo", Ports::new(), &[]);
+    n.set_env("BATATA_CONFIG_MAX_CONTENT_BYTES", "1024");
+    n.set_env("BATATA_MAX_BODY_BYTES", "65536");
+    n.start();
+    wait_ready(&n).await;
+    let c = client();
+    let cases: Vec<Vec<(&str, String)>> = vec![
+        vec![("group", "g".into()), ("content", "x".into())],
+        vec![("dataId", "bad/id".into()), ("content", "x".into())],
+        vec![("dataId", "ok".into()), ("group", "bad group".into()), ("content", "x".into())],
+        vec![("dataId", "ok".into())],
+        vec![("dataId", "big".into()), ("content", "x".repeat(2048))],
+    ];
+    for form in cases {
+        let r = c.post(n.url("/nacos/v1/cs/configs")).form(&form).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{form:?}");
+        assert!(!r.text().await.unwrap().is_empty());
+    }
+    let st = status(&n).await.unwrap();
+    assert_eq!(st["checksum"]["records"].as_u64(), Some(0), "nothing may be stored: {st}");
+    // CAS: a stale md5 is refused, the right one accepted.
+    publish_ok(&n, "cas", "v1").await;
+    let r = c
+        .post(n.url("/nacos/v1/cs/configs"))
+        .header("casMd5", "0000")
+        .form(&[("dataId", "cas"), ("content", "v2")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "false");
+    assert_eq!(get_config(&n, "cas", false).await.as_deref(), Some("v1"));
+    let md5 = format!("{:x}", md5::compute(b"v1"));
+    let r = c
+        .post(n.url("/nacos/v1/cs/configs"))
+        .header("casMd5", md5)
+        .form(&[("dataId", "cas"), ("content", "v2")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "true");
+    assert_eq!(get_config(&n, "cas", false).await.as_deref(), Some("v2"));
+    // Oversized body: 413 from the body limit, nothing stored.
+    let r = c
+        .post(n.url("/nacos/v1/cs/configs"))
+        .form(&[("dataId", "huge"), ("content", &"y".repeat(100_000))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    assert_eq!(get_config(&n, "huge", false).await, None);
+    n.kill9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_get_put_and_cli_roundtrip() {
+    let root = tempfile::tempdir().unwrap();
+    let mut n = Node::new(root.path(), "solo", Ports::new(), &[]);
+    n.start();
+    wait_ready(&n).await;
+    for i in 0..20 {
+        publish_ok(&n, &format!("cfg{i}"), &format!("value {i}")).await;
+    }
+    let before = checksum(&n).await.unwrap();
+    // CLI save + inspect.
+    let file = root.path().join("s.bsnap");
+    let out = std::process::Command::new(bin())
+        .args(["snapshot", "save", "--addr", &n.ports.http_addr(), "--out"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(bin()).args(["snapshot", "inspect"]).arg(&file).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["checksum"], "ok");
+    assert_eq!(v["records_per_column_family"]["config"], 20);
+    // A corrupted file is refused.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    let bad = root.path().join("bad.bsnap");
+    std::fs::write(&bad, &bytes).unwrap();
+    let out = std::process::Command::new(bin()).args(["snapshot", "inspect"]).arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    let r = client().put(n.url("/v1/snapshot")).body(bytes).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // Wipe some data, then PUT the snapshot back.
+    for i in 0..10 {
+        client().delete(n.url(&format!("/nacos/v1/cs/configs?dataId=cfg{i}"))).send().await.unwrap();
+    }
+    publish_ok(&n, "extra", "x").await;
+    let snap = std::fs::read(&file).unwrap();
+    let r = client().put(n.url("/v1/snapshot")).body(snap).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let after = checksum(&n).await.unwrap();
+    assert_eq!((after.1, after.2), (before.1, before.2), "restored state must equal the snapshot");
+    assert_eq!(get_config(&n, "extra", false).await, None);
+    assert_eq!(get_config(&n, "cfg3", false).await.as_deref(), Some("value 3"));
+}
+
+#[test]
+fn bad_settings_exit_nonzero_naming_file_line_and_key() {
+    let root = tempfile::tempdir().unwrap();
+    let conf = root.path().join("bad.yml");
+    std::fs::write(&conf, "nacos:\n  server:\n    main:\n      port: abc\n").unwrap();
+    let out = std::process::Command::new(bin()).arg("--config").arg(&conf).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yml:4") && err.contains("nacos.server.main.port"), "{err}");
+
+    let cc = root.path().join("cluster.conf");
+    std::fs::write(&cc, "# members\n127.0.0.1:8848\nnot-an-address\n").unwrap();
+    let out = std::process::Command::new(bin())
+        .env("BATATA_CLUSTER_LOOKUP_TYPE", "file")
+        .env("BATATA_CLUSTER_CONF", &cc)
+        .env("BATATA_CLUSTER_SECRET", SECRET)
+        .env("BATATA_DATA_DIR", root.path().join("d"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cluster.conf:3"), "{err}");
+
+    let out = std::process::Command::new(bin())
+        .env("BATATA_CLUSTER_LOOKUP_TYPE", "file")
+        .env("BATATA_CLUSTER_MEMBERS", "127.0.0.1:8848")
+        .env("BATATA_CLUSTER_CONF", root.path().join("none.conf"))
+        .env("BATATA_DATA_DIR", root.path().join("d"))
+        .env_remove("BATATA_CLUSTER_SECRET")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nacos.cluster.secret"));
+}
