@@ -1,0 +1,362 @@
+#!/usr/bin/env bash
+# Benchmarks Batata on this machine and prints a Markdown table of the results.
+#
+# Steps: build release binaries; record the machine (CPUs, memory, kernel, disk fsync latency);
+# time a standalone node from start to ready and read its idle RSS; start a 3-node cluster on
+# loopback and run config-publish at 1, 64 and 256 clients (entries per fsync read from the
+# leader's /nacos/metrics around each run) and config-get at 64 clients; then the same writes
+# against a 3-member etcd cluster (etcd-put) for the Batata/etcd throughput ratio.
+#
+# Environment:
+#   BENCH_DURATION=20   measured seconds per run (each run adds batata-bench's 2 s warm-up)
+#   BENCH_OUT=FILE      append the Markdown report here (default: bench-results.md in the work dir)
+#   BENCH_SMOKE=1       quick sanity run: every step with --smoke, no etcd
+#   BENCH_SKIP_ETCD=1   skip etcd (and do not install it)
+#   BENCH_PORT_BASE=28000  ports used: BASE+10..BASE+44 (Batata), BASE+110..BASE+131 (etcd)
+#   BENCH_TMPDIR=DIR    where the work dir is created (default $TMPDIR or /tmp; falls back to
+#                       ~/.cache/batata when that is tmpfs, whose fsync would be meaningless)
+#   BENCH_RUST_LOG=warn RUST_LOG for the Batata nodes
+#   CARGO_TARGET_DIR    default $HOME/.cache/batata/target
+# Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
+set -euo pipefail
+shopt -s inherit_errexit
+
+ORIG_PWD=$PWD
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/batata/target}"
+
+DURATION=${BENCH_DURATION:-20}
+SMOKE=${BENCH_SMOKE:-0}
+BASE=${BENCH_PORT_BASE:-28000}
+SECRET=batata-bench-cluster-secret
+LEVELS=(1 64 256)
+SMOKE_ARGS=()
+[ "$SMOKE" = 1 ] && SMOKE_ARGS=(--smoke)
+for tool in curl awk dd stat; do
+  command -v "$tool" >/dev/null || { echo "bench.sh needs $tool" >&2; exit 1; }
+done
+
+log() { echo "== $*" >&2; }
+die() { echo "bench.sh: $*" >&2; exit 1; }
+
+# --- work dir, cleanup ------------------------------------------------------------------------
+parent=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
+case $(stat -f -c %T "$parent") in
+  tmpfs | ramfs)
+    if [ -z "${BENCH_TMPDIR:-}" ]; then
+      parent=$HOME/.cache/batata
+      mkdir -p "$parent"
+      log "${TMPDIR:-/tmp} is in memory; using $parent for data so fsync hits a disk"
+    fi
+    ;;
+esac
+WORK=$(mktemp -d "$parent/batata-bench.XXXXXX")
+DATA=$WORK/data
+RES=$WORK/results
+mkdir -p "$DATA" "$RES" "$WORK/logs" "$WORK/run"
+OUT=${BENCH_OUT:-$WORK/bench-results.md}
+[[ $OUT == /* ]] || OUT=$ORIG_PWD/$OUT
+log "work dir: $WORK"
+
+PIDS=()
+stop_pids() { # stops the given processes (ours) and forgets them, so a reused PID is never hit
+  local p i alive keep=()
+  for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
+  for i in $(seq 100); do # graceful shutdown gets up to 10 s, then SIGKILL
+    alive=0
+    for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for p in "$@"; do
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  for p in ${PIDS[@]+"${PIDS[@]}"}; do
+    [[ " $* " == *" $p "* ]] || keep+=("$p")
+  done
+  PIDS=(${keep[@]+"${keep[@]}"})
+}
+cleanup() {
+  local rc=$?
+  trap - EXIT
+  if [ ${#PIDS[@]} -gt 0 ]; then stop_pids "${PIDS[@]}"; fi
+  rm -rf "$DATA"
+  [ "$rc" = 0 ] || echo "bench.sh failed (exit $rc); logs are in $WORK/logs" >&2
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+check_ports() {
+  local p
+  for p in "$@"; do
+    if port_in_use "$p"; then die "port $p is in use; set BENCH_PORT_BASE to move every port"; fi
+  done
+}
+
+# Processes are started from their own directory so a developer's conf/application.yml is not
+# picked up, and with every inherited BATATA_* variable removed so only ours apply.
+UNSET=()
+for v in $(compgen -e); do
+  if [[ $v == BATATA_* ]]; then UNSET+=(-u "$v"); fi
+done
+LAST_PID=
+spawn() { # name, then the command (for Batata: env assignments and the binary)
+  local name=$1
+  shift
+  mkdir -p "$WORK/run/$name"
+  (cd "$WORK/run/$name" && exec env ${UNSET[@]+"${UNSET[@]}"} "$@") >"$WORK/logs/$name.log" 2>&1 &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+}
+
+wait_http() { # url, pid, log name, timeout seconds, optional text the body must contain
+  local url=$1 pid=$2 name=$3 deadline=$(($(date +%s) + $4)) want=${5:-} body
+  while :; do
+    if body=$(curl -fsS --max-time 1 "$url" 2>/dev/null) && [[ $body == *"$want"* ]]; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 30 "$WORK/logs/$name.log" >&2 || true
+      die "$name exited before $url answered"
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      tail -n 30 "$WORK/logs/$name.log" >&2 || true
+      die "$name: no answer from $url within $4 s"
+    fi
+    sleep 0.01
+  done
+}
+
+now_ns() { date +%s%N; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; } # calc FORMAT EXPRESSION
+
+# Reads one number from the pretty JSON batata-bench writes (keys are unique in it).
+jget() { sed -nE "s/^ *\"$2\": *([^,]*),?\$/\1/p" "$1" | head -n 1; }
+
+declare -A CMD
+bench() { # result name, then batata-bench arguments
+  local name=$1
+  shift
+  local args=("$@" --json "$RES/$name.json" ${SMOKE_ARGS[@]+"${SMOKE_ARGS[@]}"})
+  CMD[$name]="batata-bench ${args[*]}"
+  log "${CMD[$name]}"
+  "$BENCH_BIN" "${args[@]}" | tee "$WORK/logs/$name.txt" >&2
+}
+
+# --- build ------------------------------------------------------------------------------------
+log "building release binaries"
+cargo build --release --bins >&2
+BATATA=$CARGO_TARGET_DIR/release/batata
+BENCH_BIN=$CARGO_TARGET_DIR/release/batata-bench
+for b in "$BATATA" "$BENCH_BIN"; do
+  [ -x "$b" ] || die "$b is missing after the build"
+done
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo "uncommitted")
+
+# --- etcd binary: checked (and installed) now so a failure does not waste the Batata runs -----
+ETCD_NOTE=
+if [ "$SMOKE" = 1 ]; then
+  ETCD_NOTE="skipped (BENCH_SMOKE)"
+elif [ -n "${BENCH_SKIP_ETCD:-}" ]; then
+  ETCD_NOTE="skipped (BENCH_SKIP_ETCD)"
+else
+  if ! command -v etcd >/dev/null; then
+    # Debian's etcd-server package; on a systemd host it also enables its own etcd service on
+    # localhost:2379, which does not collide with the ports used here.
+    log "installing etcd-server"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq etcd-server >&2
+  fi
+  ETCD=$(command -v etcd) || die "etcd is not installed"
+  ETCD_VERSION=$("$ETCD" --version | awk '/^etcd Version:/ { print $3 }')
+  etcd_help=$("$ETCD" --help 2>&1 || true)
+  ETCD_FLAGS=()
+  # 3.4 and 3.5 serve the JSON gateway by default; pass the switch where it exists anyway.
+  if grep -q -- '--enable-grpc-gateway' <<<"$etcd_help"; then ETCD_FLAGS+=(--enable-grpc-gateway=true); fi
+  if grep -q -- '--logger' <<<"$etcd_help"; then ETCD_FLAGS+=(--logger=zap); fi
+  if grep -q -- '--log-level' <<<"$etcd_help"; then ETCD_FLAGS+=(--log-level=warn); fi
+fi
+
+# --- machine ----------------------------------------------------------------------------------
+log "measuring fsync latency in $DATA"
+FSYNC_CMD="dd if=/dev/zero of=$DATA/fsync-probe bs=4k count=500 oflag=dsync"
+dd_out=$(LC_ALL=C dd if=/dev/zero of="$DATA/fsync-probe" bs=4k count=500 oflag=dsync 2>&1)
+rm -f "$DATA/fsync-probe"
+dd_secs=$(sed -nE 's/.* copied, ([0-9.eE+-]+) s.*/\1/p' <<<"$dd_out")
+[ -n "$dd_secs" ] || die "could not parse dd output: $dd_out"
+FSYNC_MS=$(calc "%.3f" "$dd_secs * 1000 / 500")
+CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+MEM_GIB=$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
+FS_TYPE=$(stat -f -c %T "$DATA")
+MACHINE="$(nproc) CPUs (${CPU_MODEL:-unknown model}), $MEM_GIB GiB RAM, Linux $(uname -r), data on $FS_TYPE, fsync $FSYNC_MS ms"
+log "$MACHINE"
+
+# --- standalone node: start-to-ready and idle RSS --------------------------------------------
+S_HTTP=$((BASE + 40))
+check_ports "$S_HTTP" $((BASE + 41)) $((BASE + 42)) $((BASE + 43)) $((BASE + 44))
+# No cluster settings: its ports (all of them, so none collides), data dir and loopback binds.
+S_ENV=("BATATA_SERVER_PORT=$S_HTTP" "BATATA_SDK_PORT=$((BASE + 41))" "BATATA_CLUSTER_PORT=$((BASE + 42))"
+  "BATATA_CONSOLE_PORT=$((BASE + 43))" "BATATA_CONSUL_PORT=$((BASE + 44))" "BATATA_DATA_DIR=$DATA/standalone"
+  BATATA_BIND_ADDRESS=127.0.0.1 BATATA_CLUSTER_BIND_ADDRESS=127.0.0.1)
+log "standalone node: time to ready"
+t0=$(now_ns)
+spawn standalone "${S_ENV[@]}" RUST_LOG="${BENCH_RUST_LOG:-warn}" "$BATATA"
+S_PID=$LAST_PID
+wait_http "http://127.0.0.1:$S_HTTP/nacos/v1/console/health/readiness" "$S_PID" standalone 60
+READY_MS=$((($(now_ns) - t0) / 1000000))
+sleep 5
+RSS_MIB=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$S_PID/status")
+stop_pids "$S_PID"
+log "standalone: ready in $READY_MS ms, idle RSS $RSS_MIB MiB"
+
+# --- 3-node cluster ---------------------------------------------------------------------------
+HTTP=() ADDR_ARGS=()
+CONF=$WORK/cluster.conf
+: >"$CONF"
+for i in 1 2 3; do
+  h=$((BASE + 10 * i))
+  HTTP+=("$h")
+  ADDR_ARGS+=(--addr "127.0.0.1:$h")
+  check_ports "$h" $((h + 1)) $((h + 2))
+  echo "127.0.0.1:$h raft_port=$((h + 2))" >>"$CONF"
+done
+log "starting a 3-node Batata cluster (HTTP ports ${HTTP[*]})"
+NODE_PIDS=()
+for i in 1 2 3; do
+  h=${HTTP[i - 1]}
+  spawn "node$i" BATATA_SERVER_PORT="$h" BATATA_SDK_PORT=$((h + 1)) BATATA_CLUSTER_PORT=$((h + 2)) \
+    BATATA_CONSUL_PORT=0 BATATA_DEPLOYMENT_TYPE=server BATATA_DATA_DIR="$DATA/n$i" \
+    BATATA_SERVER_IP=127.0.0.1 BATATA_BIND_ADDRESS=127.0.0.1 BATATA_CLUSTER_BIND_ADDRESS=127.0.0.1 \
+    BATATA_CLUSTER_SECRET="$SECRET" BATATA_CLUSTER_LOOKUP_TYPE=file BATATA_CLUSTER_CONF="$CONF" \
+    RUST_LOG="${BENCH_RUST_LOG:-warn}" "$BATATA"
+  NODE_PIDS+=("$LAST_PID")
+done
+for i in 1 2 3; do
+  wait_http "http://127.0.0.1:${HTTP[i - 1]}/nacos/v1/console/health/readiness" "${NODE_PIDS[i - 1]}" "node$i" 120
+done
+
+metrics() { curl -fsS --max-time 5 "http://127.0.0.1:$1/nacos/metrics"; }
+leader_port() {
+  local p m
+  for p in "${HTTP[@]}"; do
+    m=$(metrics "$p" 2>/dev/null) || continue
+    if grep -qx 'batata_raft_is_leader 1' <<<"$m"; then
+      echo "$p"
+      return 0
+    fi
+  done
+  die "no node reports batata_raft_is_leader 1"
+}
+counters() { # port -> "fsyncs entries_synced"
+  local m
+  m=$(metrics "$1") || die "cannot read http://127.0.0.1:$1/nacos/metrics"
+  awk '$1 == "batata_raft_log_fsyncs_total" { f = $2 } $1 == "batata_raft_log_entries_synced_total" { e = $2 }
+       END { if (f == "" || e == "") exit 1; print f, e }' <<<"$m" || die "fsync counters missing on port $1"
+}
+
+declare -A EPF
+for c in "${LEVELS[@]}"; do
+  name=config-publish-c$c
+  lp=$(leader_port)
+  fe=$(counters "$lp")
+  read -r f0 e0 <<<"$fe"
+  bench "$name" --workload config-publish "${ADDR_ARGS[@]}" --concurrency "$c" --duration "$DURATION"
+  fe=$(counters "$lp")
+  read -r f1 e1 <<<"$fe"
+  if [ "$(leader_port)" != "$lp" ]; then
+    EPF[$name]="n/a (leader changed)"
+  elif [ "$f1" -gt "$f0" ]; then
+    EPF[$name]=$(calc "%.1f" "($e1 - $e0) / ($f1 - $f0)")
+  else
+    EPF[$name]="n/a (no fsync)"
+  fi
+  log "$name: ${EPF[$name]} entries per fsync on the leader (127.0.0.1:$lp)"
+done
+
+GET_PORT=${HTTP[0]}
+GET_ROLE=follower
+[ "$(leader_port)" = "$GET_PORT" ] && GET_ROLE=leader
+bench config-get-c64 --workload config-get --addr "127.0.0.1:$GET_PORT" --concurrency 64 --duration "$DURATION"
+stop_pids "${NODE_PIDS[@]}"
+
+# --- etcd -------------------------------------------------------------------------------------
+if [ -z "$ETCD_NOTE" ]; then
+  CLIENT=() E_ADDR_ARGS=() INITIAL=
+  for i in 1 2 3; do
+    cp=$((BASE + 100 + 10 * i))
+    CLIENT+=("$cp")
+    E_ADDR_ARGS+=(--addr "127.0.0.1:$cp")
+    check_ports "$cp" $((cp + 1))
+    INITIAL+="${INITIAL:+,}e$i=http://127.0.0.1:$((cp + 1))"
+  done
+  log "starting a 3-member etcd $ETCD_VERSION cluster (client ports ${CLIENT[*]})"
+  ETCD_PIDS=()
+  for i in 1 2 3; do
+    cp=${CLIENT[i - 1]}
+    spawn "etcd$i" "$ETCD" --name "e$i" --data-dir "$DATA/etcd$i" \
+      --listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
+      --listen-peer-urls "http://127.0.0.1:$((cp + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((cp + 1))" \
+      --initial-cluster "$INITIAL" --initial-cluster-state new --initial-cluster-token batata-bench \
+      ${ETCD_FLAGS[@]+"${ETCD_FLAGS[@]}"}
+    ETCD_PIDS+=("$LAST_PID")
+  done
+  for i in 1 2 3; do
+    wait_http "http://127.0.0.1:${CLIENT[i - 1]}/health" "${ETCD_PIDS[i - 1]}" "etcd$i" 60 '"health":"true"'
+  done
+  for c in "${LEVELS[@]}"; do
+    bench "etcd-put-c$c" --workload etcd-put "${E_ADDR_ARGS[@]}" --concurrency "$c" --duration "$DURATION"
+  done
+  stop_pids "${ETCD_PIDS[@]}"
+fi
+
+# --- report -----------------------------------------------------------------------------------
+row() { # name, system label
+  local f=$RES/$1.json
+  # shellcheck disable=SC2016 # the backticks are Markdown code spans
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | `%s` |\n' "$(jget "$f" workload | tr -d '"')" "$2" \
+    "$(jget "$f" concurrency)" "$(calc "%.0f" "$(jget "$f" throughput_rps)")" \
+    "$(calc "%.2f" "$(jget "$f" p50)")" "$(calc "%.2f" "$(jget "$f" p99)")" "$(calc "%.2f" "$(jget "$f" p999)")" \
+    "$(calc "%.2f" "$(jget "$f" max)")" "$(jget "$f" total)" "${EPF[$1]:--}" "${CMD[$1]}"
+}
+REPORT=$WORK/report.md
+{
+  echo "## Batata benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "Machine: $MACHINE. Commit: $COMMIT.$([ "$SMOKE" = 1 ] && echo " SMOKE RUN: figures are not meaningful.")"
+  echo
+  echo "| Figure | Value | Command |"
+  echo "|---|---|---|"
+  echo "| Disk fsync latency | $FSYNC_MS ms per 4 KiB write | \`$FSYNC_CMD\` (total time / 500) |"
+  echo "| Standalone start to ready | $READY_MS ms | \`${S_ENV[*]} batata\`, polling \`GET /nacos/v1/console/health/readiness\` every 10 ms |"
+  echo "| Standalone idle RSS | $RSS_MIB MiB | VmRSS in \`/proc/PID/status\` 5 s after ready |"
+  if [ -z "$ETCD_NOTE" ]; then
+    for c in "${LEVELS[@]}"; do
+      b=$(jget "$RES/config-publish-c$c.json" throughput_rps)
+      e=$(jget "$RES/etcd-put-c$c.json" throughput_rps)
+      ratio=$(awk "BEGIN { if ($e > 0) printf \"%.2f\", $b / $e; else print \"n/a\" }")
+      echo "| Batata/etcd write throughput ratio, concurrency $c | $ratio | config-publish-c$c / etcd-put-c$c below |"
+    done
+  else
+    echo "| Batata/etcd write throughput ratio | $ETCD_NOTE | |"
+  fi
+  echo
+  if [ "$SMOKE" = 1 ]; then window="1 s without warm-up (--smoke)"; else window="$DURATION s after a 2 s warm-up"; fi
+  echo "Throughput is successful requests per second over $window; latencies in ms;"
+  echo "entries/fsync is the leader's \`batata_raft_log_entries_synced_total\` / \`batata_raft_log_fsyncs_total\` increase during the run."
+  echo
+  echo "| Workload | Target | Clients | req/s | p50 | p99 | p99.9 | max | Errors | Entries/fsync | Command |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  for c in "${LEVELS[@]}"; do row "config-publish-c$c" "Batata, 3 nodes"; done
+  row config-get-c64 "Batata, 1 node ($GET_ROLE)"
+  if [ -z "$ETCD_NOTE" ]; then
+    for c in "${LEVELS[@]}"; do row "etcd-put-c$c" "etcd $ETCD_VERSION, 3 members"; done
+  fi
+  echo
+} >"$REPORT"
+cat "$REPORT"
+cat "$REPORT" >>"$OUT"
+log "report appended to $OUT; per-run JSON in $RES"
