@@ -159,6 +159,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         config: ConfigService::new(node.clone(), settings.config_max_content_bytes),
         ready_index,
         data_dir: data_dir.clone(),
+        cluster_secret: Arc::new(topo.secret.clone()),
     };
     let router = crate::http::router(state, &settings.context_path, settings.max_body_bytes);
     let mut addrs = vec![settings.http_bind_addr()];

@@ -75,8 +75,18 @@ pub enum ClusterCmd {
     },
 }
 
+/// Operator requests carry the cluster secret from `BATATA_CLUSTER_SECRET` when it is set.
 fn client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder().timeout(std::time::Duration::from_secs(120)).build()?)
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(secret) = std::env::var("BATATA_CLUSTER_SECRET") {
+        if !secret.is_empty() {
+            headers.insert(
+                batata::http::ADMIN_SECRET_HEADER,
+                secret.parse().context("BATATA_CLUSTER_SECRET is not a valid header value")?,
+            );
+        }
+    }
+    Ok(reqwest::Client::builder().timeout(std::time::Duration::from_secs(120)).default_headers(headers).build()?)
 }
 
 async fn check(resp: reqwest::Response) -> anyhow::Result<reqwest::Response> {

@@ -188,6 +188,7 @@ async fn disaster_recovery_into_fresh_single_node_and_fresh_cluster() {
     let (crc, records) = converge(&nodes.iter().collect::<Vec<_>>()).await;
     let file = root.path().join("dr.bsnap");
     let out = std::process::Command::new(bin())
+        .env("BATATA_CLUSTER_SECRET", SECRET)
         .args(["snapshot", "save", "--addr", &nodes[1].ports.http_addr(), "--out"])
         .arg(&file)
         .output()

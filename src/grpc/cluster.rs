@@ -42,7 +42,7 @@ pub fn service(node: Arc<RaftNode>, secret: String) -> ClusterServiceServer<Clus
 }
 
 /// Constant-time comparison, so the secret cannot be recovered by timing.
-fn secret_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn secret_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

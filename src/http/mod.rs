@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -29,16 +30,58 @@ pub struct AppState {
     /// Commit index recovered at start: the node is ready once it has applied this.
     pub ready_index: u64,
     pub data_dir: std::path::PathBuf,
+    /// Empty when none is configured.
+    pub cluster_secret: Arc<String>,
 }
 
 /// Builds the router served on the main port (Nacos under the context path, Consul and
 /// operations under `/v1`) and on the dedicated Consul port.
 pub fn router(state: AppState, context_path: &str, max_body: usize) -> Router {
-    let nacos = Router::new().merge(nacos_config::routes()).merge(ops::nacos_routes());
-    let consul = Router::new().merge(ops::consul_routes()).merge(snapshot::routes());
+    let guard = axum::middleware::from_fn_with_state(state.clone(), admin_guard);
+    let nacos = Router::new()
+        .merge(nacos_config::routes())
+        .merge(ops::nacos_routes())
+        .merge(ops::admin_routes().route_layer(guard.clone()))
+        .layer(DefaultBodyLimit::max(max_body));
+    // A snapshot may be far larger than an API request.
+    let consul = Router::new()
+        .merge(ops::consul_routes())
+        .layer(DefaultBodyLimit::max(max_body))
+        .merge(snapshot::routes().route_layer(guard).layer(DefaultBodyLimit::max(MAX_SNAPSHOT_UPLOAD)));
     let app =
         if context_path == "/" { nacos.merge(consul) } else { Router::new().nest(context_path, nacos).merge(consul) };
-    app.layer(DefaultBodyLimit::max(max_body)).layer(CatchPanicLayer::new()).with_state(state)
+    app.layer(CatchPanicLayer::new()).with_state(state)
+}
+
+/// Largest snapshot `PUT /v1/snapshot` accepts.
+const MAX_SNAPSHOT_UPLOAD: usize = 1 << 30;
+
+/// Header carrying the cluster secret on operator requests (membership, snapshots).
+pub const ADMIN_SECRET_HEADER: &str = "x-batata-cluster-secret";
+
+/// Operator endpoints can replace the whole state or change membership. Until user
+/// authentication exists they demand the cluster secret; a node without one (standalone)
+/// serves them to loopback clients only.
+async fn admin_guard(
+    State(st): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let allowed = if st.cluster_secret.is_empty() {
+        peer.ip().is_loopback()
+    } else {
+        let given = req.headers().get(ADMIN_SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+        crate::grpc::cluster::secret_eq(given, st.cluster_secret.as_bytes())
+    };
+    if !allowed {
+        return (
+            StatusCode::FORBIDDEN,
+            "operator endpoint: the cluster secret is required (header X-Batata-Cluster-Secret)",
+        )
+            .into_response();
+    }
+    next.run(req).await
 }
 
 /// Query-string and form-body parameters merged (the body wins), as Nacos v1 reads them.

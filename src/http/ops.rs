@@ -26,11 +26,16 @@ pub fn nacos_routes() -> Router<AppState> {
         .route("/v1/console/health/readiness", get(readiness))
         .route("/v1/core/cluster/nodes", get(cluster_nodes))
         .route("/v1/core/raft/status", get(raft_status))
+        .route("/metrics", get(metrics))
+}
+
+/// Membership changes and snapshots: guarded by [`super::admin_guard`].
+pub fn admin_routes() -> Router<AppState> {
+    Router::new()
         .route("/v1/core/raft/learner", post(add_learner))
         .route("/v1/core/raft/promote", post(promote))
         .route("/v1/core/raft/member", delete(remove_member))
         .route("/v1/core/raft/snapshot", post(trigger_snapshot))
-        .route("/metrics", get(metrics))
 }
 
 pub fn consul_routes() -> Router<AppState> {
@@ -102,9 +107,10 @@ async fn cluster_nodes(State(st): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({"code": 200, "message": null, "data": nodes}))
 }
 
-async fn raft_status(State(st): State<AppState>) -> Response {
+/// `?checksum` adds a checksum of the domain data (it reads every record, so it is opt-in).
+async fn raft_status(State(st): State<AppState>, Query(p): Query<HashMap<String, String>>) -> Response {
     let s = st.node.status();
-    let checksum = st.node.sm.state_checksum().ok();
+    let checksum = if p.contains_key("checksum") { st.node.sm.state_checksum().ok() } else { None };
     let mut v = serde_json::to_value(&s).unwrap_or_default();
     if let (Some((applied, crc, count)), Some(obj)) = (checksum, v.as_object_mut()) {
         obj.insert("checksum".into(), json!({"applied": applied, "crc32": crc, "records": count}));

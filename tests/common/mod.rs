@@ -215,7 +215,13 @@ pub async fn get_config(node: &Node, data_id: &str, consistent: bool) -> Option<
 
 /// (applied index, crc32, record count) of the node's domain data.
 pub async fn checksum(node: &Node) -> Option<(u64, u64, u64)> {
-    let s = status(node).await?;
+    let r = client()
+        .get(node.url("/nacos/v1/core/raft/status?checksum"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    let s: Value = r.json().await.ok()?;
     let c = s.get("checksum")?;
     Some((c["applied"].as_u64()?, c["crc32"].as_u64()?, c["records"].as_u64()?))
 }
