@@ -12,6 +12,9 @@ pub mod schema;
 pub mod snapshot;
 pub mod watch;
 
+#[cfg(test)]
+mod tests;
+
 use std::io;
 use std::path::Path;
 use std::path::PathBuf;

@@ -1,0 +1,134 @@
+//! Pure apply tests: committed entries in, state and replies out, on a throwaway RocksDB.
+
+use openraft::impls::leader_id_adv::LeaderId;
+use openraft::EntryPayload;
+
+use super::apply::apply_entry;
+use super::apply::changes_since;
+use super::command::*;
+use super::config_store;
+use super::schema;
+use super::AppliedState;
+use crate::raft::types::Entry;
+use crate::raft::types::LogId;
+
+fn db() -> (tempfile::TempDir, rocksdb::DB) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = super::open_db(&dir.path().join("sm")).unwrap();
+    (dir, db)
+}
+
+fn key(d: &str) -> ConfigKey {
+    ConfigKey { namespace: "public".into(), group: "DEFAULT_GROUP".into(), data_id: d.into() }
+}
+
+fn publish(d: &str, content: &str, cas: Option<&str>) -> Command {
+    Command::Config(ConfigCmd::Publish(ConfigPublish {
+        key: key(d),
+        content: content.into(),
+        md5: format!("{:x}", md5::compute(content)),
+        config_type: "text".into(),
+        app_name: String::new(),
+        desc: String::new(),
+        tags: String::new(),
+        encrypted_data_key: String::new(),
+        src_user: String::new(),
+        src_ip: "10.0.0.1".into(),
+        cas_md5: cas.map(str::to_string),
+    }))
+}
+
+fn entry(index: u64, time_ms: u64, request_id: Option<u128>, cmd: Command) -> Entry {
+    Entry {
+        log_id: LogId::new(LeaderId { term: 1, node_id: 1 }, index),
+        payload: EntryPayload::Normal(LogEntry { time_ms, request_id, cmd }),
+    }
+}
+
+#[test]
+fn publish_stamps_leader_time_and_index_and_records_applied_id_in_the_same_batch() {
+    let (_d, db) = db();
+    let mut st = AppliedState::default();
+    let (a, changes) = apply_entry(&db, &entry(1, 1000, Some(7), publish("a", "x", None)), &mut st).unwrap();
+    assert_eq!(a, Applied::Ok { index: 1 });
+    assert_eq!(changes.len(), 1);
+    let item = config_store::get(&db, &key("a")).unwrap().unwrap();
+    assert_eq!((item.create_time_ms, item.modify_time_ms, item.create_index, item.modify_index), (1000, 1000, 1, 1));
+    apply_entry(&db, &entry(2, 2000, Some(8), publish("a", "y", None)), &mut st).unwrap();
+    let item = config_store::get(&db, &key("a")).unwrap().unwrap();
+    assert_eq!((item.create_time_ms, item.modify_time_ms, item.modify_index), (1000, 2000, 2));
+    let stored = super::read_applied_state(&db).unwrap();
+    assert_eq!(stored.last_applied.map(|l| l.index), Some(2));
+}
+
+#[test]
+fn cas_mismatch_and_remove_of_missing_are_values_and_write_nothing() {
+    let (_d, db) = db();
+    let mut st = AppliedState::default();
+    apply_entry(&db, &entry(1, 1, None, publish("a", "x", None)), &mut st).unwrap();
+    let (a, changes) = apply_entry(&db, &entry(2, 2, None, publish("a", "z", Some("bad"))), &mut st).unwrap();
+    assert_eq!(a, Applied::CasMismatch);
+    assert!(changes.is_empty());
+    assert_eq!(config_store::get(&db, &key("a")).unwrap().unwrap().content, "x");
+    let good = format!("{:x}", md5::compute("x"));
+    let (a, _) = apply_entry(&db, &entry(3, 3, None, publish("a", "z", Some(&good))), &mut st).unwrap();
+    assert_eq!(a, Applied::Ok { index: 3 });
+    let rm = Command::Config(ConfigCmd::Remove { key: key("nope"), src_user: String::new(), src_ip: String::new() });
+    let (a, _) = apply_entry(&db, &entry(4, 4, None, rm), &mut st).unwrap();
+    assert_eq!(a, Applied::NotFound);
+}
+
+#[test]
+fn a_retried_request_is_applied_once_and_gets_the_first_reply() {
+    let (_d, db) = db();
+    let mut st = AppliedState::default();
+    let (first, _) = apply_entry(&db, &entry(1, 1, Some(42), publish("a", "x", None)), &mut st).unwrap();
+    apply_entry(&db, &entry(2, 2, None, publish("a", "changed", None)), &mut st).unwrap();
+    // The retry of request 42 arrives later with the same content: no effect, same reply.
+    let (again, changes) = apply_entry(&db, &entry(3, 3, Some(42), publish("a", "x", None)), &mut st).unwrap();
+    assert_eq!(again, first);
+    assert!(changes.is_empty());
+    assert_eq!(config_store::get(&db, &key("a")).unwrap().unwrap().content, "changed");
+}
+
+#[test]
+fn restore_replaces_data_and_change_log_resumes_from_a_cursor() {
+    let (_d, db) = db();
+    let mut st = AppliedState::default();
+    apply_entry(&db, &entry(1, 1, None, publish("a", "x", None)), &mut st).unwrap();
+    apply_entry(&db, &entry(2, 2, None, publish("b", "y", None)), &mut st).unwrap();
+    let cf_id = schema::ALL_CFS.iter().position(|n| *n == schema::CF_CONFIG).unwrap() as u8;
+    let kept = config_store::get(&db, &key("b")).unwrap().unwrap();
+    let records = vec![(cf_id, schema::config_key("public", "DEFAULT_GROUP", "b"), schema::encode(&kept))];
+    let restore = Command::Sys(SysCmd::Restore { source_cluster_id: "c".into(), records });
+    let (_, changes) = apply_entry(&db, &entry(3, 3, None, restore), &mut st).unwrap();
+    assert_eq!(changes, vec![Change::Reset]);
+    assert!(config_store::get(&db, &key("a")).unwrap().is_none());
+    assert_eq!(config_store::get(&db, &key("b")).unwrap().unwrap().content, "y");
+    let all = changes_since(&db, 0, 100).unwrap().unwrap();
+    assert_eq!(all.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1, 2, 3]);
+    let tail = changes_since(&db, 2, 100).unwrap().unwrap();
+    assert_eq!(tail.len(), 2);
+}
+
+#[test]
+fn replicas_applying_the_same_entries_reach_the_same_bytes() {
+    let (_d1, a) = db();
+    let (_d2, b) = db();
+    let entries: Vec<Entry> = (1..=50)
+        .map(|i| entry(i, 1000 + i, Some(i as u128), publish(&format!("k{}", i % 7), &format!("v{i}"), None)))
+        .collect();
+    for db in [&a, &b] {
+        let mut st = AppliedState::default();
+        for e in &entries {
+            apply_entry(db, e, &mut st).unwrap();
+        }
+    }
+    let dump = |db: &rocksdb::DB| -> Vec<(Box<[u8]>, Box<[u8]>)> {
+        schema::ALL_CFS
+            .iter()
+            .flat_map(|n| db.iterator_cf(db.cf_handle(n).unwrap(), rocksdb::IteratorMode::Start).map(|r| r.unwrap()))
+            .collect()
+    };
+    assert_eq!(dump(&a), dump(&b));
+}
