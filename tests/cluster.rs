@@ -244,3 +244,50 @@ async fn disaster_recovery_into_fresh_single_node_and_fresh_cluster() {
     assert_eq!((crc2, records2), (crc, records));
     assert_eq!(get_config(&fresh[2], "dr7", true).await.as_deref(), Some("value-7"));
 }
+
+async fn listen(node: &Node, records: &str, timeout_ms: Option<u64>, no_hangup: bool) -> (u16, String) {
+    let mut req = client().post(node.url("/nacos/v1/cs/configs/listener")).form(&[("Listening-Configs", records)]);
+    if let Some(t) = timeout_ms {
+        req = req.header("Long-Pulling-Timeout", t.to_string());
+    }
+    if no_hangup {
+        req = req.header("Long-Pulling-Timeout-No-Hangup", "true");
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_listener_on_one_node_wakes_on_a_publish_through_another() {
+    let root = tempfile::tempdir().unwrap();
+    let nodes = start_cluster(root.path(), 3).await;
+    publish_ok(&nodes[0], "lp", "v1").await;
+    let md5_v1 = format!("{:x}", md5::compute(b"v1"));
+    let rec = format!("lp\u{2}DEFAULT_GROUP\u{2}{md5_v1}\u{1}");
+    // Up to date: with no hang-up the answer is immediate and empty.
+    assert_eq!(listen(&nodes[1], &rec, Some(30_000), true).await, (200, String::new()));
+    // Stale md5: immediate answer naming the key, URL-encoded.
+    let stale = "lp\u{2}DEFAULT_GROUP\u{2}\u{1}";
+    assert_eq!(listen(&nodes[2], stale, Some(30_000), false).await, (200, "lp%02DEFAULT_GROUP%01\n".to_string()));
+    // Held on node B, woken by a publish on node A.
+    let b_url = nodes[1].url("/nacos/v1/cs/configs/listener");
+    let rec2 = rec.clone();
+    let waiter = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let r = client()
+            .post(b_url)
+            .header("Long-Pulling-Timeout", "30000")
+            .form(&[("Listening-Configs", rec2.as_str())])
+            .send()
+            .await
+            .unwrap();
+        (r.text().await.unwrap(), started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiter.is_finished(), "the listener must hold while nothing changed");
+    let published = std::time::Instant::now();
+    publish_ok(&nodes[0], "lp", "v2").await;
+    let (body, _) = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("listener woke").unwrap();
+    assert_eq!(body, "lp%02DEFAULT_GROUP%01\n");
+    assert!(published.elapsed() < Duration::from_secs(1), "woken {:?} after the publish", published.elapsed());
+}

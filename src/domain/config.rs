@@ -130,3 +130,60 @@ impl ConfigService {
         Ok(config_store::get(&self.node.sm.db(), key)?)
     }
 }
+
+/// One key a long-poll listener watches, with the md5 the client holds.
+#[derive(Debug, Clone)]
+pub struct ListenKey {
+    pub key: ConfigKey,
+    /// md5 of the client's copy; empty when the client has none.
+    pub md5: String,
+}
+
+impl ConfigService {
+    /// Indexes of `keys` whose stored md5 differs from the client's (a missing config has md5 "").
+    pub fn changed_now(&self, keys: &[ListenKey]) -> Result<Vec<usize>, DomainError> {
+        let db = self.node.sm.db();
+        let mut out = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            let current = config_store::get(&db, &k.key)?.map(|c| c.md5).unwrap_or_default();
+            if current != k.md5 {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Long polling: answers at once when a key already differs, else when one of the keys
+    /// changes (a change committed through any node reaches every node's change hub), else
+    /// with nothing after `hold`.
+    pub async fn wait_changed(&self, keys: &[ListenKey], hold: std::time::Duration) -> Result<Vec<usize>, DomainError> {
+        use tokio::sync::broadcast::error::RecvError;
+
+        use crate::state_machine::command::Change;
+        // Subscribe before the first comparison so no change can slip between the two.
+        let mut rx = self.node.sm.hub().subscribe();
+        let now = self.changed_now(keys)?;
+        if !now.is_empty() {
+            return Ok(now);
+        }
+        let watched: std::collections::HashSet<&ConfigKey> = keys.iter().map(|k| &k.key).collect();
+        let deadline = tokio::time::Instant::now() + hold;
+        loop {
+            let recheck = match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Err(_) => return Ok(Vec::new()),
+                Ok(Err(RecvError::Closed)) => return Ok(Vec::new()),
+                Ok(Err(RecvError::Lagged(_))) => true,
+                Ok(Ok(ev)) => ev.changes.iter().any(|c| match c {
+                    Change::ConfigUpdated { key, .. } | Change::ConfigRemoved { key } => watched.contains(key),
+                    Change::Reset => true,
+                }),
+            };
+            if recheck {
+                let changed = self.changed_now(keys)?;
+                if !changed.is_empty() {
+                    return Ok(changed);
+                }
+            }
+        }
+    }
+}
