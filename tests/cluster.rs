@@ -291,3 +291,20 @@ async fn long_poll_listener_on_one_node_wakes_on_a_publish_through_another() {
     assert_eq!(body, "lp%02DEFAULT_GROUP%01\n");
     assert!(published.elapsed() < Duration::from_secs(1), "woken {:?} after the publish", published.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_on_the_leader_hands_over_and_exits_zero() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = start_cluster(root.path(), 3).await;
+    publish_ok(&nodes[0], "before", "1").await;
+    let old = leader_index(&nodes, &[0, 1, 2]).await;
+    let old_term = status(&nodes[old]).await.unwrap()["term"].as_u64().unwrap();
+    assert_eq!(nodes[old].stop(), Some(0), "a leader stopped with SIGTERM exits 0");
+    let alive: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    let new = leader_index(&nodes, &alive).await;
+    let st = status(&nodes[new]).await.unwrap();
+    assert!(st["term"].as_u64().unwrap() > old_term);
+    assert!(nodes[old].log_text().contains("stopped"));
+    publish_ok(&nodes[new], "after", "2").await;
+    assert_eq!(get_config(&nodes[alive[0]], "before", true).await.as_deref(), Some("1"));
+}
