@@ -152,6 +152,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     tokio::spawn(membership::ensure_cluster_id(node.clone()));
     tokio::spawn(crate::domain::snapshot::apply_pending_restore(node.clone(), data_dir.clone()));
+    let retention = Duration::from_secs(settings.config_history_retention_days * 86_400);
+    tokio::spawn(crate::domain::config::history_retention(node.clone(), retention));
 
     // HTTP servers.
     let state = AppState {

@@ -104,7 +104,7 @@ async fn lagging_follower_installs_snapshot() {
     let leader = leader_index(&nodes, &[0, 1, 2]).await;
     let follower = (leader + 1) % 3;
     let other = (leader + 2) % 3;
-    let stopped_at = status(&nodes[follower]).await.unwrap()["applied"].as_u64().unwrap();
+    let stopped_at = status(&nodes[follower]).await.unwrap()["applied"].as_u64().unwrap_or(0);
     nodes[follower].kill9();
     for k in 0..300 {
         publish_ok(&nodes[leader], &format!("k{}", k % 120), &format!("v{k}")).await;
@@ -262,6 +262,8 @@ async fn long_poll_listener_on_one_node_wakes_on_a_publish_through_another() {
     let root = tempfile::tempdir().unwrap();
     let nodes = start_cluster(root.path(), 3).await;
     publish_ok(&nodes[0], "lp", "v1").await;
+    // Listeners compare against the local copy: let node B have it first.
+    assert_eq!(get_config(&nodes[1], "lp", true).await.as_deref(), Some("v1"));
     let md5_v1 = format!("{:x}", md5::compute(b"v1"));
     let rec = format!("lp\u{2}DEFAULT_GROUP\u{2}{md5_v1}\u{1}");
     // Up to date: with no hang-up the answer is immediate and empty.

@@ -184,3 +184,57 @@ fn bad_settings_exit_nonzero_naming_file_line_and_key() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nacos.cluster.secret"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_history_records_every_publish_and_delete() {
+    let root = tempfile::tempdir().unwrap();
+    let mut n = Node::new(root.path(), "solo", Ports::new(), &[]);
+    n.start();
+    wait_ready(&n).await;
+    publish_ok(&n, "h", "v1").await;
+    publish_ok(&n, "h", "v2").await;
+    client().delete(n.url("/nacos/v1/cs/configs?dataId=h&group=DEFAULT_GROUP")).send().await.unwrap();
+    let page: serde_json::Value = client()
+        .get(n.url("/nacos/v1/cs/history?search=accurate&dataId=h&group=DEFAULT_GROUP&pageNo=1&pageSize=10"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["totalCount"], 3);
+    assert_eq!(page["pageNumber"], 1);
+    assert_eq!(page["pagesAvailable"], 1);
+    let items = page["pageItems"].as_array().unwrap();
+    let ops: Vec<&str> = items.iter().map(|i| i["opType"].as_str().unwrap()).collect();
+    assert_eq!(ops, vec!["D", "U", "I"], "newest first");
+    let md5 = |s: &str| format!("{:x}", md5::compute(s));
+    assert_eq!(items[0]["md5"].as_str(), Some(md5("v2").as_str()), "a delete records the deleted content");
+    assert_eq!(items[1]["md5"].as_str(), Some(md5("v1").as_str()), "an update records the previous content");
+    assert!(items[0]["createdTime"].as_str().unwrap().ends_with("+0000"));
+    let id = items[1]["id"].as_str().unwrap().to_string();
+    let detail: serde_json::Value = client()
+        .get(n.url(&format!("/nacos/v1/cs/history?nid={id}&dataId=h&group=DEFAULT_GROUP")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["content"], "v1");
+    assert_eq!(detail["dataId"], "h");
+    let newest = items[0]["id"].as_str().unwrap();
+    let prev: serde_json::Value = client()
+        .get(n.url(&format!("/nacos/v1/cs/history/previous?id={newest}&dataId=h&group=DEFAULT_GROUP")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(prev["id"].as_str(), Some(id.as_str()));
+    let r = client().get(n.url("/nacos/v1/cs/history?nid=999999")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = client().get(n.url("/nacos/v1/cs/history?search=accurate&group=DEFAULT_GROUP")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400, "dataId is required");
+}

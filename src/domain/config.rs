@@ -187,3 +187,77 @@ impl ConfigService {
         }
     }
 }
+
+/// A page of rows, Nacos style (`pageNo` from 1).
+#[derive(Debug)]
+pub struct Page<T> {
+    pub total: usize,
+    pub page_no: usize,
+    pub page_size: usize,
+    pub items: Vec<T>,
+}
+
+impl<T> Page<T> {
+    pub fn pages_available(&self) -> usize {
+        self.total.div_ceil(self.page_size.max(1))
+    }
+}
+
+/// Nacos' page size ceiling.
+const MAX_PAGE_SIZE: usize = 500;
+
+impl ConfigService {
+    pub async fn history(
+        &self,
+        key: &ConfigKey,
+        page_no: usize,
+        page_size: usize,
+        consistency: ReadConsistency,
+    ) -> Result<Page<crate::state_machine::command::HistoryItem>, DomainError> {
+        if consistency == ReadConsistency::Linearizable {
+            self.node.linearizable_barrier().await?;
+        }
+        let page_no = page_no.max(1);
+        let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
+        let (total, items) = config_store::history_page(&self.node.sm.db(), key, (page_no - 1) * page_size, page_size)?;
+        Ok(Page { total, page_no, page_size, items })
+    }
+
+    /// One history row by id; `key`, when given, must match (Nacos checks dataId/group/tenant).
+    pub fn history_detail(
+        &self,
+        id: u64,
+        key: Option<&ConfigKey>,
+    ) -> Result<(ConfigKey, crate::state_machine::command::HistoryItem), DomainError> {
+        match config_store::history_by_id(&self.node.sm.db(), id)? {
+            Some((k, row)) if key.is_none_or(|want| want == &k) => Ok((k, row)),
+            _ => Err(DomainError::NotFound(format!("history {id} not found"))),
+        }
+    }
+
+    pub fn history_previous(
+        &self,
+        key: &ConfigKey,
+        id: u64,
+    ) -> Result<crate::state_machine::command::HistoryItem, DomainError> {
+        config_store::history_previous(&self.node.sm.db(), key, id)?
+            .ok_or_else(|| DomainError::NotFound(format!("no history before {id}")))
+    }
+}
+
+/// Leader duty: once an hour, propose dropping config history older than `retention`. Only the
+/// transition goes through Raft; followers never run this.
+pub async fn history_retention(node: Arc<RaftNode>, retention: std::time::Duration) {
+    use crate::state_machine::command::SysCmd;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        if !node.raft.is_leader() {
+            continue;
+        }
+        let before_ms = crate::now_ms().saturating_sub(retention.as_millis() as u64);
+        if let Err(e) = node.write(Command::Sys(SysCmd::PurgeHistory { before_ms })).await {
+            tracing::warn!(error = %e, "config history purge not committed; retrying next hour");
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! HTTP adapters (axum): parse, call the domain, shape the reply. No storage access here.
 
 pub mod nacos_config;
+pub mod nacos_history;
 pub mod nacos_listener;
 pub mod ops;
 pub mod snapshot;
@@ -42,6 +43,7 @@ pub fn router(state: AppState, context_path: &str, max_body: usize) -> Router {
     let nacos = Router::new()
         .merge(nacos_config::routes())
         .merge(nacos_listener::routes())
+        .merge(nacos_history::routes())
         .merge(ops::nacos_routes())
         .merge(ops::admin_routes().route_layer(guard.clone()))
         .layer(DefaultBodyLimit::max(max_body));

@@ -147,6 +147,8 @@ pub struct Settings {
     pub raft: RaftSettings,
     pub max_body_bytes: usize,
     pub config_max_content_bytes: usize,
+    /// Days config history rows are kept (`nacos.config.retention.days`, as in Nacos).
+    pub config_history_retention_days: u64,
     pub shutdown_grace_ms: u64,
     /// Non-fatal findings (unknown or repeated keys), each naming file:line and key.
     pub warnings: Vec<String>,
@@ -223,6 +225,7 @@ impl Default for Settings {
             raft: RaftSettings::default(),
             max_body_bytes: 10 * 1024 * 1024,
             config_max_content_bytes: 1024 * 1024,
+            config_history_retention_days: 30,
             shutdown_grace_ms: 10_000,
             warnings: Vec::new(),
         }
@@ -374,6 +377,7 @@ fn build(l: &mut Loader) -> Result<Settings, SettingsError> {
     l.set(&mut r.install_snapshot_timeout_ms, "raft.install-snapshot-timeout-ms", "", to_u64)?;
     l.set(&mut s.max_body_bytes, "server.max-body-bytes", "BATATA_MAX_BODY_BYTES", to_usize)?;
     l.set(&mut s.config_max_content_bytes, "nacos.config.max-content-bytes", "BATATA_CONFIG_MAX_CONTENT_BYTES", to_usize)?;
+    l.set(&mut s.config_history_retention_days, "nacos.config.retention.days", "BATATA_CONFIG_RETENTION_DAYS", to_u64)?;
     l.set(&mut s.shutdown_grace_ms, "server.shutdown-grace-ms", "", to_u64)?;
     validate(l, &s)?;
     s.warnings = std::mem::take(&mut l.warnings);
@@ -417,6 +421,7 @@ fn validate(l: &Loader, s: &Settings) -> Result<(), SettingsError> {
     check(s.raft.snapshot_logs_since_last >= 1, "raft.snapshot-logs-since-last", at_least_1())?;
     check(s.max_body_bytes >= 1, "server.max-body-bytes", at_least_1())?;
     check(s.config_max_content_bytes >= 1, "nacos.config.max-content-bytes", at_least_1())?;
+    check(s.config_history_retention_days >= 1, "nacos.config.retention.days", at_least_1())?;
     parse_list(&s.cluster_members, s.server_port).map_err(|m| l.err("cluster.members", m))?;
     // Two listeners on one port would fail at bind time with a far less helpful message.
     let mut seen: Vec<(&str, u16)> = Vec::new();

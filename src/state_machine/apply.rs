@@ -104,6 +104,10 @@ fn apply_sys(db: &DB, b: &mut WriteBatch, ctx: &ApplyCtx, cmd: &SysCmd) -> Store
             }
             Ok((Applied::Ok { index: ctx.index }, vec![Change::Reset]))
         }
+        SysCmd::PurgeHistory { before_ms } => {
+            config_store::purge_history(db, b, *before_ms)?;
+            Ok((Applied::Ok { index: ctx.index }, vec![]))
+        }
     }
 }
 

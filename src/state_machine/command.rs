@@ -37,6 +37,7 @@ impl Command {
         match self {
             Command::Sys(SysCmd::InitCluster { .. }) => "sys.init_cluster",
             Command::Sys(SysCmd::Restore { .. }) => "sys.restore",
+            Command::Sys(SysCmd::PurgeHistory { .. }) => "sys.purge_history",
             Command::Config(ConfigCmd::Publish(_)) => "config.publish",
             Command::Config(ConfigCmd::Remove { .. }) => "config.remove",
         }
@@ -50,6 +51,8 @@ pub enum SysCmd {
     InitCluster { cluster_id: String },
     /// Replace every data column family with the given records (disaster recovery restore).
     Restore { source_cluster_id: String, records: Vec<(u8, Vec<u8>, Vec<u8>)> },
+    /// Drop config history rows older than `before_ms` (leader-proposed retention).
+    PurgeHistory { before_ms: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -99,6 +102,19 @@ pub struct ConfigItem {
     /// Log index of the creating and of the last modifying entry.
     pub create_index: u64,
     pub modify_index: u64,
+}
+
+/// A config history row (Nacos `his_config_info`): the config as it was before an update or a
+/// delete, or as created by an insert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryItem {
+    /// `I`nsert, `U`pdate or `D`elete.
+    pub op: char,
+    /// Log index of the change: the history id.
+    pub index: u64,
+    /// Leader time of the change.
+    pub time_ms: u64,
+    pub item: ConfigItem,
 }
 
 /// What apply returns for a command. Failures that are part of the protocol (CAS mismatch,

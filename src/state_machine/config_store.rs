@@ -8,6 +8,7 @@ use super::command::Change;
 use super::command::ConfigCmd;
 use super::command::ConfigItem;
 use super::command::ConfigKey;
+use super::command::HistoryItem;
 use super::schema;
 use super::ApplyCtx;
 use super::StoreResult;
@@ -78,15 +79,109 @@ pub fn apply(db: &DB, b: &mut WriteBatch, ctx: &ApplyCtx, cmd: &ConfigCmd) -> St
                 modify_index: ctx.index,
             };
             b.put_cf(cf, key_bytes(&p.key), schema::encode(&item));
+            match existing {
+                Some(old) => put_history(db, b, ctx, &p.key, 'U', old)?,
+                None => put_history(db, b, ctx, &p.key, 'I', item)?,
+            }
             let change = Change::ConfigUpdated { key: p.key.clone(), md5: p.md5.clone() };
             Ok((Applied::Ok { index: ctx.index }, vec![change]))
         }
         ConfigCmd::Remove { key, .. } => {
-            if get(db, key)?.is_none() {
+            let Some(old) = get(db, key)? else {
                 return Ok((Applied::NotFound, vec![]));
-            }
+            };
             b.delete_cf(cf, key_bytes(key));
+            put_history(db, b, ctx, key, 'D', old)?;
             Ok((Applied::Ok { index: ctx.index }, vec![Change::ConfigRemoved { key: key.clone() }]))
         }
     }
+}
+
+fn put_history(
+    db: &DB,
+    b: &mut WriteBatch,
+    ctx: &ApplyCtx,
+    key: &ConfigKey,
+    op: char,
+    item: ConfigItem,
+) -> StoreResult<()> {
+    let hk = schema::history_key(&key.namespace, &key.group, &key.data_id, ctx.index);
+    let row = HistoryItem { op, index: ctx.index, time_ms: ctx.time_ms, item };
+    b.put_cf(super::cf(db, schema::CF_HISTORY)?, &hk, schema::encode(&row));
+    b.put_cf(super::cf(db, schema::CF_HISTORY_ID)?, schema::index_key(ctx.index), hk);
+    Ok(())
+}
+
+/// Deletes history rows older than `before_ms`; a full scan, run rarely (retention).
+pub fn purge_history(db: &DB, b: &mut WriteBatch, before_ms: u64) -> StoreResult<usize> {
+    let h = super::cf(db, schema::CF_HISTORY)?;
+    let ids = super::cf(db, schema::CF_HISTORY_ID)?;
+    let mut n = 0;
+    for item in db.iterator_cf(h, rocksdb::IteratorMode::Start) {
+        let (k, v) = item.map_err(super::io_err)?;
+        let row: HistoryItem = schema::decode(&v)?;
+        if row.time_ms < before_ms {
+            b.delete_cf(h, &k);
+            b.delete_cf(ids, schema::index_key(row.index));
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// History rows of one config, newest first, and their total count.
+pub fn history_page(db: &DB, key: &ConfigKey, offset: usize, limit: usize) -> StoreResult<(usize, Vec<HistoryItem>)> {
+    let h = super::cf(db, schema::CF_HISTORY)?;
+    let prefix = schema::history_prefix(&key.namespace, &key.group, &key.data_id);
+    let mut rows = Vec::new();
+    for item in db.prefix_iterator_cf(h, &prefix) {
+        let (k, v) = item.map_err(super::io_err)?;
+        if !k.starts_with(&prefix) || k.len() != prefix.len() + 8 {
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            continue;
+        }
+        rows.push(v);
+    }
+    let total = rows.len();
+    let page = rows.iter().rev().skip(offset).take(limit).map(|v| schema::decode(v)).collect::<Result<Vec<_>, _>>()?;
+    Ok((total, page))
+}
+
+/// One history row by id, with the config it belongs to.
+pub fn history_by_id(db: &DB, id: u64) -> StoreResult<Option<(ConfigKey, HistoryItem)>> {
+    let Some(hk) = db.get_cf(super::cf(db, schema::CF_HISTORY_ID)?, schema::index_key(id)).map_err(super::io_err)?
+    else {
+        return Ok(None);
+    };
+    let Some(v) = db.get_cf(super::cf(db, schema::CF_HISTORY)?, &hk).map_err(super::io_err)? else {
+        return Ok(None);
+    };
+    let mut parts = hk[..hk.len().saturating_sub(9)].split(|b| *b == schema::SEP);
+    let (Some(ns), Some(g), Some(d)) = (parts.next(), parts.next(), parts.next()) else { return Ok(None) };
+    let key = ConfigKey {
+        namespace: String::from_utf8_lossy(ns).into_owned(),
+        group: String::from_utf8_lossy(g).into_owned(),
+        data_id: String::from_utf8_lossy(d).into_owned(),
+    };
+    Ok(Some((key, schema::decode(&v)?)))
+}
+
+/// The history row of `key` just before id `id`.
+pub fn history_previous(db: &DB, key: &ConfigKey, id: u64) -> StoreResult<Option<HistoryItem>> {
+    let h = super::cf(db, schema::CF_HISTORY)?;
+    let prefix = schema::history_prefix(&key.namespace, &key.group, &key.data_id);
+    let upper = schema::history_key(&key.namespace, &key.group, &key.data_id, id);
+    let mut it = db.iterator_cf(h, rocksdb::IteratorMode::From(&upper, rocksdb::Direction::Reverse));
+    while let Some(item) = it.next().transpose().map_err(super::io_err)? {
+        let (k, v) = item;
+        if !k.starts_with(&prefix) {
+            return Ok(None);
+        }
+        if k.len() == prefix.len() + 8 && k[..] < upper[..] {
+            return Ok(Some(schema::decode(&v)?));
+        }
+    }
+    Ok(None)
 }

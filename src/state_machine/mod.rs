@@ -63,6 +63,17 @@ pub(crate) struct Inner {
     hub: ChangeHub,
 }
 
+/// What `state_checksum` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct StateChecksum {
+    pub applied: u64,
+    pub crc32: u32,
+    /// Records in every data column family.
+    pub records: u64,
+    /// Stored configs.
+    pub configs: u64,
+}
+
 /// Handle to the state machine; clones share one database.
 #[derive(Clone)]
 pub struct StateMachineStore {
@@ -156,7 +167,7 @@ impl StateMachineStore {
 
     /// Checksum of the domain data (not of node bookkeeping) with the applied index it was
     /// taken at, read from one RocksDB snapshot so the two agree.
-    pub fn state_checksum(&self) -> StoreResult<(u64, u32, u64)> {
+    pub fn state_checksum(&self) -> StoreResult<StateChecksum> {
         let db = self.db();
         let snap = db.snapshot();
         let applied = match snap.get_cf(cf(&db, schema::CF_META)?, schema::META_LAST_APPLIED).map_err(io_err)? {
@@ -165,7 +176,9 @@ impl StateMachineStore {
         };
         let mut h = crc32fast::Hasher::new();
         let mut count = 0u64;
+        let mut configs = 0u64;
         for name in schema::DATA_CFS {
+            let before = count;
             h.update(name.as_bytes());
             for item in snap.iterator_cf(cf(&db, name)?, rocksdb::IteratorMode::Start) {
                 let (k, v) = item.map_err(io_err)?;
@@ -175,7 +188,10 @@ impl StateMachineStore {
                 h.update(&v);
                 count += 1;
             }
+            if *name == schema::CF_CONFIG {
+                configs = count - before;
+            }
         }
-        Ok((applied, h.finalize(), count))
+        Ok(StateChecksum { applied, crc32: h.finalize(), records: count, configs })
     }
 }

@@ -25,13 +25,19 @@ pub const CF_DEDUP_IDX: &str = "dedup_idx";
 /// cursor: an asynchronous consumer (the MySQL mirror) resumes from the last index it saw.
 pub const CF_CHANGES: &str = "changes";
 
+/// `config_history`: [`config_key`] \0 log index (8 bytes BE) -> `HistoryItem`, one row per
+/// publish and delete, written by the same apply.
+pub const CF_HISTORY: &str = "config_history";
+/// `config_history_id`: log index (8 bytes BE) -> the `config_history` key (lookup by id).
+pub const CF_HISTORY_ID: &str = "config_history_id";
+
 /// Column families that hold domain data: restored by `Sys::Restore` and covered by the state
 /// checksum. System families (meta, dedup, changes) are node bookkeeping.
-pub const DATA_CFS: &[&str] = &[CF_CONFIG];
+pub const DATA_CFS: &[&str] = &[CF_CONFIG, CF_HISTORY, CF_HISTORY_ID];
 
 /// Every column family, in a fixed order. The index of a family in this list is its id in the
 /// snapshot file format, so append only.
-pub const ALL_CFS: &[&str] = &[CF_META, CF_CONFIG, CF_DEDUP, CF_DEDUP_IDX, CF_CHANGES];
+pub const ALL_CFS: &[&str] = &[CF_META, CF_CONFIG, CF_DEDUP, CF_DEDUP_IDX, CF_CHANGES, CF_HISTORY, CF_HISTORY_ID];
 
 /// `sm_meta` key: last applied log id (`Option<LogId>`).
 pub const META_LAST_APPLIED: &[u8] = b"last_applied";
@@ -62,6 +68,20 @@ pub fn config_key(namespace: &str, group: &str, data_id: &str) -> Vec<u8> {
     k.extend_from_slice(group.as_bytes());
     k.push(SEP);
     k.extend_from_slice(data_id.as_bytes());
+    k
+}
+
+/// `config_history` key of the row written at `index`.
+pub fn history_key(namespace: &str, group: &str, data_id: &str, index: u64) -> Vec<u8> {
+    let mut k = history_prefix(namespace, group, data_id);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// Prefix of every history row of one config.
+pub fn history_prefix(namespace: &str, group: &str, data_id: &str) -> Vec<u8> {
+    let mut k = config_key(namespace, group, data_id);
+    k.push(SEP);
     k
 }
 

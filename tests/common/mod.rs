@@ -213,7 +213,7 @@ pub async fn get_config(node: &Node, data_id: &str, consistent: bool) -> Option<
     }
 }
 
-/// (applied index, crc32, record count) of the node's domain data.
+/// (applied index, crc32 of all domain data, number of configs) of a node.
 pub async fn checksum(node: &Node) -> Option<(u64, u64, u64)> {
     let r = client()
         .get(node.url("/nacos/v1/core/raft/status?checksum"))
@@ -223,7 +223,7 @@ pub async fn checksum(node: &Node) -> Option<(u64, u64, u64)> {
         .ok()?;
     let s: Value = r.json().await.ok()?;
     let c = s.get("checksum")?;
-    Some((c["applied"].as_u64()?, c["crc32"].as_u64()?, c["records"].as_u64()?))
+    Some((c["applied"].as_u64()?, c["crc32"].as_u64()?, c["configs"].as_u64()?))
 }
 
 /// Waits until every running node reports the same data checksum at the same applied index.
