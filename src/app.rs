@@ -117,17 +117,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot bind the cluster port {cluster_addr}"))?;
     let svc = crate::grpc::cluster::service(node.clone(), topo.secret.clone());
-    let mut rx = stop_rx.clone();
-    tasks.push(tokio::spawn(async move {
+    // Peers keep their channels open for good, so this server is not drained gracefully: it
+    // runs until Raft has stopped and is then aborted.
+    let cluster_server = tokio::spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(cluster_listener);
-        let _ = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .add_service(svc)
-            .serve_with_incoming_shutdown(incoming, async move {
-                let _ = rx.wait_for(|s| *s).await;
-            })
-            .await;
-    }));
+        let _ =
+            tonic::transport::Server::builder().tcp_nodelay(true).add_service(svc).serve_with_incoming(incoming).await;
+    });
 
     // Found or join the cluster.
     match settings.lookup_type {
@@ -191,7 +187,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     hand_over_leadership(&node).await;
     let grace = Duration::from_millis(settings.shutdown_grace_ms);
     let _ = tokio::time::timeout(grace, futures::future::join_all(tasks)).await;
-    let _ = node.raft.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), node.raft.shutdown()).await;
+    cluster_server.abort();
     tracing::info!("stopped");
     Ok(())
 }

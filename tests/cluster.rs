@@ -148,20 +148,33 @@ async fn learner_replicates_serves_reads_and_does_not_vote_and_restart_all_keeps
     assert_eq!(members.len(), 4);
     assert_eq!(members.iter().filter(|m| m["voter"] == true).count(), 3);
     let cluster_id = st["cluster_id"].as_str().unwrap().to_string();
-    // Two voters down: no leader, although the learner is up.
-    nodes[0].kill9();
-    nodes[1].kill9();
-    let started = std::time::Instant::now();
+    // Two voters down (the leader among them): no leader, although the learner is up.
+    let leader = leader_index(&nodes, &[0, 1, 2]).await;
+    let survivor = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    nodes[leader].kill9();
+    nodes[other].kill9();
     eventually(30, "no leader without a voter majority", || async {
-        let s = status(&nodes[2]).await?;
+        let s = status(&nodes[survivor]).await?;
         (s["leader"].is_null() && s["state"] != "Leader").then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let s = status(&nodes[2]).await.unwrap();
-    assert!(s["leader"].is_null(), "a leader appeared without a majority after {:?}: {s}", started.elapsed());
+    for n in [&nodes[survivor], &learner] {
+        let s = status(n).await.unwrap();
+        assert!(s["state"] != "Leader", "no node may lead without a majority: {s}");
+    }
+    assert!(status(&nodes[survivor]).await.unwrap()["leader"].is_null());
+    let r = client()
+        .post(learner.url("/nacos/v1/cs/configs"))
+        .form(&[("dataId", "no-quorum"), ("content", "x")])
+        .timeout(Duration::from_secs(25))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503, "a write without a quorum must fail");
     // All restarted at once: the same cluster comes back, not a new one.
-    nodes[2].kill9();
+    nodes[survivor].kill9();
     learner.kill9();
     for n in nodes.iter_mut() {
         n.start();

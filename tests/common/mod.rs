@@ -105,7 +105,7 @@ impl Node {
     pub fn stop(&mut self) -> Option<i32> {
         let mut c = self.child.take()?;
         unsafe_sigterm(c.id());
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(40);
         loop {
             if let Ok(Some(st)) = c.try_wait() {
                 return st.code();
