@@ -94,7 +94,7 @@ impl ConfigService {
             )));
         }
         let md5 = md5_hex(&content);
-        let cmd = Command::Config(ConfigCmd::Publish(ConfigPublish {
+        let cmd = Command::Config(ConfigCmd::Publish(Box::new(ConfigPublish {
             key,
             content,
             md5,
@@ -106,7 +106,7 @@ impl ConfigService {
             src_user: opts.src_user,
             src_ip: opts.src_ip,
             cas_md5: opts.cas_md5.filter(|m| !m.is_empty()),
-        }));
+        })));
         match self.node.write(cmd).await? {
             Applied::Ok { index } => Ok(index),
             Applied::CasMismatch => Err(DomainError::Conflict("config md5 does not match casMd5".into())),

@@ -11,6 +11,7 @@ use crate::raft::RaftNode;
 use crate::state_machine::command::Applied;
 use crate::state_machine::command::Command;
 use crate::state_machine::command::LogEntry;
+use crate::state_machine::command::Record;
 use crate::state_machine::command::SysCmd;
 use crate::state_machine::schema;
 use crate::state_machine::snapshot;
@@ -26,7 +27,7 @@ pub async fn export(node: &RaftNode) -> Result<(tempfile::TempPath, u64), Domain
 }
 
 /// Reads the data records of a verified snapshot file.
-fn data_records(path: &Path) -> Result<(snapshot::SnapshotHeader, Vec<(u8, Vec<u8>, Vec<u8>)>), DomainError> {
+fn data_records(path: &Path) -> Result<(snapshot::SnapshotHeader, Vec<Record>), DomainError> {
     let mut records = Vec::new();
     let (header, _) = snapshot::read_records(path, |cf, k, v| {
         if schema::ALL_CFS.get(cf as usize).map(|n| schema::DATA_CFS.contains(n)).unwrap_or(false) {

@@ -129,10 +129,12 @@ fn admin_error(e: WriteError) -> Response {
     (code, e.to_string()).into_response()
 }
 
-fn parse_id(p: &HashMap<String, String>) -> Result<u64, Response> {
-    p.get("id")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| (StatusCode::BAD_REQUEST, "id (a node id) is required").into_response())
+fn parse_id(p: &HashMap<String, String>) -> Option<u64> {
+    p.get("id").and_then(|v| v.parse().ok())
+}
+
+fn id_required() -> Response {
+    (StatusCode::BAD_REQUEST, "id (a node id) is required").into_response()
 }
 
 async fn run_admin(st: &AppState, req: AdminRequest) -> Response {
@@ -166,15 +168,15 @@ async fn add_learner(State(st): State<AppState>, Query(p): Query<HashMap<String,
 
 async fn promote(State(st): State<AppState>, Query(p): Query<HashMap<String, String>>) -> Response {
     match parse_id(&p) {
-        Ok(id) => run_admin(&st, AdminRequest::Promote { id }).await,
-        Err(r) => r,
+        Some(id) => run_admin(&st, AdminRequest::Promote { id }).await,
+        None => id_required(),
     }
 }
 
 async fn remove_member(State(st): State<AppState>, Query(p): Query<HashMap<String, String>>) -> Response {
     match parse_id(&p) {
-        Ok(id) => run_admin(&st, AdminRequest::Remove { id }).await,
-        Err(r) => r,
+        Some(id) => run_admin(&st, AdminRequest::Remove { id }).await,
+        None => id_required(),
     }
 }
 

@@ -122,8 +122,8 @@ impl LogStore {
     pub fn seed_from_snapshot(&self, last: &LogId, vote: &Vote) -> io::Result<()> {
         let mut b = WriteBatch::default();
         let meta = self.cf(CF_META)?;
-        b.put_cf(meta, KEY_PURGED, encode(&Some(last.clone())));
-        b.put_cf(meta, KEY_COMMITTED, encode(&Some(last.clone())));
+        b.put_cf(meta, KEY_PURGED, encode(&Some(*last)));
+        b.put_cf(meta, KEY_COMMITTED, encode(&Some(*last)));
         b.put_cf(meta, KEY_VOTE, encode(vote));
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
@@ -211,7 +211,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 let (_, v) = item.map_err(io_err)?;
                 Some(decode::<Entry>(&v)?.log_id)
             }
-            None => last_purged.clone(),
+            None => last_purged,
         };
         Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
     }
@@ -269,7 +269,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         let mut b = WriteBatch::default();
-        b.put_cf(self.cf(CF_META)?, KEY_PURGED, encode(&Some(log_id.clone())));
+        b.put_cf(self.cf(CF_META)?, KEY_PURGED, encode(&Some(log_id)));
         b.delete_range_cf(self.cf(CF_LOGS)?, idx_key(0), idx_key(log_id.index + 1));
         self.db.write(b).map_err(io_err)
     }

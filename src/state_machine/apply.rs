@@ -37,12 +37,12 @@ pub fn apply_entry(db: &DB, entry: &Entry, state: &mut AppliedState) -> StoreRes
     let (applied, changes) = match &entry.payload {
         EntryPayload::Blank => (Applied::None, vec![]),
         EntryPayload::Membership(m) => {
-            state.membership = StoredMembership::new(Some(entry.log_id.clone()), m.clone());
+            state.membership = StoredMembership::new(Some(entry.log_id), m.clone());
             (Applied::None, vec![])
         }
         EntryPayload::Normal(le) => apply_normal(db, &mut b, index, le)?,
     };
-    state.last_applied = Some(entry.log_id.clone());
+    state.last_applied = Some(entry.log_id);
     let meta = cf(db, schema::CF_META)?;
     b.put_cf(meta, schema::META_LAST_APPLIED, schema::encode(&state.last_applied));
     b.put_cf(meta, schema::META_MEMBERSHIP, schema::encode(&state.membership));
@@ -50,7 +50,7 @@ pub fn apply_entry(db: &DB, entry: &Entry, state: &mut AppliedState) -> StoreRes
     for (seq, c) in changes.iter().enumerate() {
         b.put_cf(changes_cf, schema::change_key(index, seq as u32), schema::encode(c));
     }
-    if index % schema::TRIM_EVERY == 0 {
+    if index.is_multiple_of(schema::TRIM_EVERY) {
         trim(db, &mut b, index)?;
     }
     db.write(b).map_err(io_err)?;

@@ -44,13 +44,16 @@ impl Command {
     }
 }
 
+/// One `(column family id, key, value)` record of a snapshot or a restore.
+pub type Record = (u8, Vec<u8>, Vec<u8>);
+
 /// Cluster housekeeping.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SysCmd {
     /// Record the cluster id once, right after the cluster is first initialized.
     InitCluster { cluster_id: String },
     /// Replace every data column family with the given records (disaster recovery restore).
-    Restore { source_cluster_id: String, records: Vec<(u8, Vec<u8>, Vec<u8>)> },
+    Restore { source_cluster_id: String, records: Vec<Record> },
     /// Drop config history rows older than `before_ms` (leader-proposed retention).
     PurgeHistory { before_ms: u64 },
 }
@@ -81,8 +84,13 @@ pub struct ConfigPublish {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ConfigCmd {
-    Publish(ConfigPublish),
-    Remove { key: ConfigKey, src_user: String, src_ip: String },
+    /// Boxed: it is far larger than every other command.
+    Publish(Box<ConfigPublish>),
+    Remove {
+        key: ConfigKey,
+        src_user: String,
+        src_ip: String,
+    },
 }
 
 /// A stored Nacos config.

@@ -112,10 +112,7 @@ impl StateMachineStore {
             snapshot::sync_dir(&snapshot::snapshots_dir(&root))?;
         }
         snapshot::remove_other_snapshots(&root, &dest)?;
-        self.set_state(AppliedState {
-            last_applied: meta.last_log_id.clone(),
-            membership: meta.last_membership.clone(),
-        });
+        self.set_state(AppliedState { last_applied: meta.last_log_id, membership: meta.last_membership.clone() });
         let idx = meta.last_log_id.as_ref().map(|l| l.index).unwrap_or(0);
         self.hub().publish(idx, vec![Change::Reset]);
         Ok(())

@@ -23,7 +23,7 @@ fn key(d: &str) -> ConfigKey {
 }
 
 fn publish(d: &str, content: &str, cas: Option<&str>) -> Command {
-    Command::Config(ConfigCmd::Publish(ConfigPublish {
+    Command::Config(ConfigCmd::Publish(Box::new(ConfigPublish {
         key: key(d),
         content: content.into(),
         md5: format!("{:x}", md5::compute(content)),
@@ -35,7 +35,7 @@ fn publish(d: &str, content: &str, cas: Option<&str>) -> Command {
         src_user: String::new(),
         src_ip: "10.0.0.1".into(),
         cas_md5: cas.map(str::to_string),
-    }))
+    })))
 }
 
 fn entry(index: u64, time_ms: u64, request_id: Option<u128>, cmd: Command) -> Entry {
@@ -124,7 +124,8 @@ fn replicas_applying_the_same_entries_reach_the_same_bytes() {
             apply_entry(db, e, &mut st).unwrap();
         }
     }
-    let dump = |db: &rocksdb::DB| -> Vec<(Box<[u8]>, Box<[u8]>)> {
+    type Kv = (Box<[u8]>, Box<[u8]>);
+    let dump = |db: &rocksdb::DB| -> Vec<Kv> {
         schema::ALL_CFS
             .iter()
             .flat_map(|n| db.iterator_cf(db.cf_handle(n).unwrap(), rocksdb::IteratorMode::Start).map(|r| r.unwrap()))
