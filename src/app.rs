@@ -155,6 +155,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let state = AppState {
         node: node.clone(),
         config: ConfigService::new(node.clone(), settings.config_max_content_bytes),
+        namespaces: crate::domain::namespace::NamespaceService::new(node.clone()),
         ready_index,
         data_dir: data_dir.clone(),
         cluster_secret: Arc::new(topo.secret.clone()),

@@ -259,3 +259,64 @@ async fn bench_harness_smoke() {
         assert_eq!(v["errors"]["total"], 0, "{v}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_crud_in_nacos_shapes() {
+    let root = tempfile::tempdir().unwrap();
+    let mut n = Node::new(root.path(), "solo", Ports::new(), &[]);
+    n.start();
+    wait_ready(&n).await;
+    let c = client();
+    let url = n.url("/nacos/v1/console/namespaces");
+    let text = |r: reqwest::Response| async move { (r.status().as_u16(), r.text().await.unwrap()) };
+    let r = c.post(&url).form(&[("customNamespaceId", "dev"), ("namespaceName", "Dev"), ("namespaceDesc", "d")]);
+    assert_eq!(text(r.send().await.unwrap()).await, (200, "true".into()));
+    // The same id again: false, nothing changed.
+    let r = c.post(&url).form(&[("customNamespaceId", "dev"), ("namespaceName", "Other")]);
+    assert_eq!(text(r.send().await.unwrap()).await, (200, "false".into()));
+    // Bad input: 400, nothing stored.
+    for form in [vec![("customNamespaceId", "bad id"), ("namespaceName", "x")], vec![("customNamespaceId", "x2")]] {
+        let r = c.post(&url).form(&form).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{form:?}");
+    }
+    // A generated id when none is given.
+    let r = c.post(&url).form(&[("namespaceName", "Generated")]);
+    assert_eq!(text(r.send().await.unwrap()).await, (200, "true".into()));
+    // A config in `dev` counts there.
+    let r = c.post(n.url("/nacos/v1/cs/configs")).form(&[("dataId", "a"), ("content", "1"), ("tenant", "dev")]);
+    assert_eq!(text(r.send().await.unwrap()).await, (200, "true".into()));
+    let v: serde_json::Value = c.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["code"], 200);
+    assert!(v["message"].is_null());
+    let data = v["data"].as_array().unwrap();
+    assert_eq!(data.len(), 3);
+    assert_eq!(
+        data[0],
+        serde_json::json!({"namespace": "public", "namespaceShowName": "public", "namespaceDesc": "Default Namespace",
+                           "quota": 200, "configCount": 0, "type": 0})
+    );
+    let dev = data.iter().find(|d| d["namespace"] == "dev").unwrap();
+    assert_eq!(
+        dev,
+        &serde_json::json!({"namespace": "dev", "namespaceShowName": "Dev", "namespaceDesc": "d",
+                            "quota": 200, "configCount": 1, "type": 1})
+    );
+    let generated = data.iter().find(|d| d["namespaceShowName"] == "Generated").unwrap();
+    assert_eq!(generated["namespace"].as_str().unwrap().len(), 36, "a UUID-shaped id");
+    let exists = |id: &str| c.get(format!("{url}?checkNamespaceIdExist=true&customNamespaceId={id}")).send();
+    assert_eq!(exists("dev").await.unwrap().text().await.unwrap(), "true");
+    assert_eq!(exists("nope").await.unwrap().text().await.unwrap(), "false");
+    let r = c.put(&url).form(&[("namespace", "dev"), ("namespaceShowName", "Development"), ("namespaceDesc", "dd")]);
+    assert_eq!(text(r.send().await.unwrap()).await, (200, "true".into()));
+    let one: serde_json::Value =
+        c.get(format!("{url}?show=all&namespaceId=dev")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(one["namespaceShowName"], "Development");
+    assert_eq!(one["namespaceDesc"], "dd");
+    let r = c.put(&url).form(&[("namespace", "missing"), ("namespaceShowName", "x")]).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = c.delete(format!("{url}?namespaceId=dev")).send().await.unwrap();
+    assert_eq!(text(r).await, (200, "true".into()));
+    assert_eq!(exists("dev").await.unwrap().text().await.unwrap(), "false");
+    let r = c.delete(format!("{url}?namespaceId=public")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400, "public is built in");
+}

@@ -2,6 +2,7 @@
 //! and reads. Sits between `http/`/`grpc/` and the replicated core; never touches RocksDB.
 
 pub mod config;
+pub mod namespace;
 pub mod snapshot;
 
 use crate::raft::WriteError;

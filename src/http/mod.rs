@@ -3,6 +3,7 @@
 pub mod nacos_config;
 pub mod nacos_history;
 pub mod nacos_listener;
+pub mod nacos_namespace;
 pub mod ops;
 pub mod snapshot;
 
@@ -29,6 +30,7 @@ use crate::raft::WriteError;
 pub struct AppState {
     pub node: Arc<RaftNode>,
     pub config: ConfigService,
+    pub namespaces: crate::domain::namespace::NamespaceService,
     /// Commit index recovered at start: the node is ready once it has applied this.
     pub ready_index: u64,
     pub data_dir: std::path::PathBuf,
@@ -44,6 +46,7 @@ pub fn router(state: AppState, context_path: &str, max_body: usize) -> Router {
         .merge(nacos_config::routes())
         .merge(nacos_listener::routes())
         .merge(nacos_history::routes())
+        .merge(nacos_namespace::routes())
         .merge(ops::nacos_routes())
         .merge(ops::admin_routes().route_layer(guard.clone()))
         .layer(DefaultBodyLimit::max(max_body));

@@ -16,6 +16,7 @@ use super::command::LogEntry;
 use super::command::SysCmd;
 use super::config_store;
 use super::io_err;
+use super::namespace_store;
 use super::schema;
 use super::AppliedState;
 use super::ApplyCtx;
@@ -70,6 +71,7 @@ fn apply_normal(db: &DB, b: &mut WriteBatch, index: u64, le: &LogEntry) -> Store
     let (applied, changes) = match &le.cmd {
         Command::Sys(s) => apply_sys(db, b, &ctx, s)?,
         Command::Config(c) => config_store::apply(db, b, &ctx, c)?,
+        Command::Namespace(c) => namespace_store::apply(db, b, &ctx, c)?,
     };
     if let Some(rid) = le.request_id {
         let rec = DedupRecord { index, applied: applied.clone() };

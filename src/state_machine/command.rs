@@ -30,6 +30,7 @@ impl fmt::Display for LogEntry {
 pub enum Command {
     Sys(SysCmd),
     Config(ConfigCmd),
+    Namespace(NamespaceCmd),
 }
 
 impl Command {
@@ -40,6 +41,9 @@ impl Command {
             Command::Sys(SysCmd::PurgeHistory { .. }) => "sys.purge_history",
             Command::Config(ConfigCmd::Publish(_)) => "config.publish",
             Command::Config(ConfigCmd::Remove { .. }) => "config.remove",
+            Command::Namespace(NamespaceCmd::Create { .. }) => "namespace.create",
+            Command::Namespace(NamespaceCmd::Update { .. }) => "namespace.update",
+            Command::Namespace(NamespaceCmd::Delete { .. }) => "namespace.delete",
         }
     }
 }
@@ -93,6 +97,22 @@ pub enum ConfigCmd {
     },
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum NamespaceCmd {
+    Create { id: String, name: String, desc: String },
+    Update { id: String, name: String, desc: String },
+    Delete { id: String },
+}
+
+/// A custom namespace (Nacos `tenant_info`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamespaceItem {
+    pub name: String,
+    pub desc: String,
+    pub create_time_ms: u64,
+    pub modify_time_ms: u64,
+}
+
 /// A stored Nacos config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConfigItem {
@@ -137,6 +157,8 @@ pub enum Applied {
     CasMismatch,
     /// The target did not exist; nothing was written.
     NotFound,
+    /// The target exists already; nothing was written.
+    AlreadyExists,
 }
 
 /// A change made by one applied entry, published to watchers and kept in the durable change

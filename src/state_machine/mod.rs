@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod command;
 pub mod config_store;
+pub mod namespace_store;
 pub mod raft_impl;
 pub mod schema;
 pub mod snapshot;

@@ -31,13 +31,17 @@ pub const CF_HISTORY: &str = "config_history";
 /// `config_history_id`: log index (8 bytes BE) -> the `config_history` key (lookup by id).
 pub const CF_HISTORY_ID: &str = "config_history_id";
 
+/// `namespace`: namespace id -> `NamespaceItem` (custom namespaces; `public` is implicit).
+pub const CF_NAMESPACE: &str = "namespace";
+
 /// Column families that hold domain data: restored by `Sys::Restore` and covered by the state
 /// checksum. System families (meta, dedup, changes) are node bookkeeping.
-pub const DATA_CFS: &[&str] = &[CF_CONFIG, CF_HISTORY, CF_HISTORY_ID];
+pub const DATA_CFS: &[&str] = &[CF_CONFIG, CF_HISTORY, CF_HISTORY_ID, CF_NAMESPACE];
 
 /// Every column family, in a fixed order. The index of a family in this list is its id in the
 /// snapshot file format, so append only.
-pub const ALL_CFS: &[&str] = &[CF_META, CF_CONFIG, CF_DEDUP, CF_DEDUP_IDX, CF_CHANGES, CF_HISTORY, CF_HISTORY_ID];
+pub const ALL_CFS: &[&str] =
+    &[CF_META, CF_CONFIG, CF_DEDUP, CF_DEDUP_IDX, CF_CHANGES, CF_HISTORY, CF_HISTORY_ID, CF_NAMESPACE];
 
 /// `sm_meta` key: last applied log id (`Option<LogId>`).
 pub const META_LAST_APPLIED: &[u8] = b"last_applied";
