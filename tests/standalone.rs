@@ -320,3 +320,57 @@ async fn namespaces_crud_in_nacos_shapes() {
     let r = c.delete(format!("{url}?namespaceId=public")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400, "public is built in");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_v2_envelope_and_error_codes() {
+    let root = tempfile::tempdir().unwrap();
+    let mut n = Node::new(root.path(), "solo", Ports::new(), &[]);
+    n.start();
+    wait_ready(&n).await;
+    let c = client();
+    let url = n.url("/nacos/v2/cs/config");
+    let json =
+        |r: reqwest::Response| async move { (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap()) };
+    let (st, v) = json(c.get(format!("{url}?dataId=v2&group=G")).send().await.unwrap()).await;
+    assert_eq!(
+        (st, v),
+        (404, serde_json::json!({"code": 20004, "message": "resource not found", "data": "config data not exist"}))
+    );
+    let (st, v) = json(c.post(&url).form(&[("group", "G"), ("content", "x")]).send().await.unwrap()).await;
+    assert_eq!(st, 400);
+    assert_eq!(v["code"], 10000);
+    assert_eq!(v["data"], "Required parameter 'dataId' type String is not present");
+    let (st, v) =
+        json(c.post(&url).form(&[("dataId", "bad/id"), ("group", "G"), ("content", "x")]).send().await.unwrap()).await;
+    assert_eq!((st, v["code"].clone()), (400, serde_json::json!(20002)));
+    let (st, v) = json(
+        c.post(&url)
+            .form(&[("dataId", "v2"), ("group", "G"), ("content", "hello"), ("namespaceId", "public")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((st, v), (200, serde_json::json!({"code": 0, "message": "success", "data": true})));
+    let (st, v) = json(c.get(format!("{url}?dataId=v2&group=G")).send().await.unwrap()).await;
+    assert_eq!((st, v), (200, serde_json::json!({"code": 0, "message": "success", "data": "hello"})));
+    // The same config through v1 (no tenant = public).
+    assert_eq!(
+        c.get(n.url("/nacos/v1/cs/configs?dataId=v2&group=G")).send().await.unwrap().text().await.unwrap(),
+        "hello"
+    );
+    let (st, v) = json(
+        c.post(&url)
+            .header("casMd5", "stale")
+            .form(&[("dataId", "v2"), ("group", "G"), ("content", "y")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((st, v["code"].clone()), (409, serde_json::json!(20005)));
+    let (st, v) = json(c.delete(format!("{url}?dataId=v2&group=G")).send().await.unwrap()).await;
+    assert_eq!((st, v["data"].clone()), (200, serde_json::json!(true)));
+    let (st, _) = json(c.get(format!("{url}?dataId=v2&group=G")).send().await.unwrap()).await;
+    assert_eq!(st, 404);
+}

@@ -4,6 +4,7 @@ pub mod nacos_config;
 pub mod nacos_history;
 pub mod nacos_listener;
 pub mod nacos_namespace;
+pub mod nacos_v2;
 pub mod ops;
 pub mod snapshot;
 
@@ -47,6 +48,7 @@ pub fn router(state: AppState, context_path: &str, max_body: usize) -> Router {
         .merge(nacos_listener::routes())
         .merge(nacos_history::routes())
         .merge(nacos_namespace::routes())
+        .merge(nacos_v2::routes())
         .merge(ops::nacos_routes())
         .merge(ops::admin_routes().route_layer(guard.clone()))
         .layer(DefaultBodyLimit::max(max_body));
