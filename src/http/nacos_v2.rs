@@ -53,10 +53,25 @@ fn missing(name: &str) -> Response {
         .into_response()
 }
 
-fn key_of(p: &HashMap<String, String>) -> Result<crate::state_machine::command::ConfigKey, Response> {
+/// Why a request names no valid config: a missing parameter or a bad value.
+enum KeyError {
+    Missing(&'static str),
+    Invalid(DomainError),
+}
+
+impl IntoResponse for KeyError {
+    fn into_response(self) -> Response {
+        match self {
+            KeyError::Missing(name) => missing(name),
+            KeyError::Invalid(e) => v2_error(e),
+        }
+    }
+}
+
+fn key_of(p: &HashMap<String, String>) -> Result<crate::state_machine::command::ConfigKey, KeyError> {
     for required in ["dataId", "group"] {
         if p.get(required).map(|v| v.trim().is_empty()).unwrap_or(true) {
-            return Err(missing(required));
+            return Err(KeyError::Missing(required));
         }
     }
     make_key(
@@ -64,14 +79,14 @@ fn key_of(p: &HashMap<String, String>) -> Result<crate::state_machine::command::
         p.get("group").map(String::as_str),
         p.get("dataId").map(String::as_str),
     )
-    .map_err(v2_error)
+    .map_err(KeyError::Invalid)
 }
 
 async fn get_config(State(st): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
     let p = params(q.as_deref(), &headers, &[]);
     let key = match key_of(&p) {
         Ok(k) => k,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match st.config.get(&key, consistency(&p)).await {
         Ok(Some(item)) => ok(json!(item.content)),
@@ -90,7 +105,7 @@ async fn publish(
     let p = params(q.as_deref(), &headers, &body);
     let key = match key_of(&p) {
         Ok(k) => k,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Some(content) = p.get("content").cloned() else { return missing("content") };
     let get = |k: &str| p.get(k).cloned().unwrap_or_default();
@@ -120,7 +135,7 @@ async fn remove(
     let p = params(q.as_deref(), &headers, &body);
     let key = match key_of(&p) {
         Ok(k) => k,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match st.config.remove(key, p.get("srcUser").cloned().unwrap_or_default(), peer.ip().to_string()).await {
         Ok(_) => ok(json!(true)),
