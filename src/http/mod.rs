@@ -114,6 +114,28 @@ pub fn params(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> HashMap<
     out
 }
 
+/// Publish options from request parameters. v1 and v2 name two of them differently
+/// (`config_tags`/`configTags`, `src_user`/`srcUser`); `casMd5` comes as a header (or parameter).
+pub fn publish_options(
+    p: &HashMap<String, String>,
+    headers: &HeaderMap,
+    peer: std::net::SocketAddr,
+    tags_key: &str,
+    user_key: &str,
+) -> crate::domain::config::PublishOptions {
+    let get = |k: &str| p.get(k).cloned().unwrap_or_default();
+    crate::domain::config::PublishOptions {
+        config_type: get("type"),
+        app_name: get("appName"),
+        desc: get("desc"),
+        tags: get(tags_key),
+        encrypted_data_key: get("encryptedDataKey"),
+        src_user: get(user_key),
+        src_ip: peer.ip().to_string(),
+        cas_md5: headers.get("casMd5").and_then(|v| v.to_str().ok()).map(str::to_string).or(p.get("casMd5").cloned()),
+    }
+}
+
 /// `?consistent` (Consul) or `consistency=linearizable` asks for a read-index read.
 pub fn consistency(p: &HashMap<String, String>) -> ReadConsistency {
     if p.contains_key("consistent") || p.get("consistency").map(|v| v == "linearizable").unwrap_or(false) {

@@ -14,9 +14,9 @@ use axum::Router;
 use super::consistency;
 use super::nacos_error;
 use super::params;
+use super::publish_options;
 use super::AppState;
 use crate::domain::config::make_key;
-use crate::domain::config::PublishOptions;
 use crate::domain::DomainError;
 
 pub fn routes() -> Router<AppState> {
@@ -41,11 +41,6 @@ fn content_type(config_type: &str) -> &'static str {
         "html" => "text/html;charset=UTF-8",
         _ => "text/plain;charset=UTF-8",
     }
-}
-
-fn client_ip(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> String {
-    peer.map(|a| a.ip().to_string())
-        .unwrap_or_else(|| headers.get("x-real-ip").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string())
 }
 
 async fn get_config(State(st): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
@@ -96,17 +91,7 @@ async fn publish_config(
     let Some(content) = p.get("content").cloned() else {
         return nacos_error(DomainError::Invalid("content is required".into()));
     };
-    let get = |k: &str| p.get(k).cloned().unwrap_or_default();
-    let opts = PublishOptions {
-        config_type: get("type"),
-        app_name: get("appName"),
-        desc: get("desc"),
-        tags: get("config_tags"),
-        encrypted_data_key: get("encryptedDataKey"),
-        src_user: get("src_user"),
-        src_ip: client_ip(&headers, Some(peer)),
-        cas_md5: headers.get("casMd5").and_then(|v| v.to_str().ok()).map(str::to_string).or(p.get("casMd5").cloned()),
-    };
+    let opts = publish_options(&p, &headers, peer, "config_tags", "src_user");
     match st.config.publish(key, content, opts).await {
         Ok(_) => (StatusCode::OK, "true").into_response(),
         Err(DomainError::Conflict(_)) => (StatusCode::OK, "false").into_response(),
@@ -127,7 +112,7 @@ async fn delete_config(
         Err(e) => return nacos_error(e),
     };
     let user = p.get("src_user").cloned().unwrap_or_default();
-    match st.config.remove(key, user, client_ip(&headers, Some(peer))).await {
+    match st.config.remove(key, user, peer.ip().to_string()).await {
         Ok(_) => (StatusCode::OK, "true").into_response(),
         Err(e) => nacos_error(e),
     }

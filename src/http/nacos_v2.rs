@@ -19,9 +19,9 @@ use serde_json::Value;
 
 use super::consistency;
 use super::params;
+use super::publish_options;
 use super::AppState;
 use crate::domain::config::make_key;
-use crate::domain::config::PublishOptions;
 use crate::domain::DomainError;
 use crate::raft::WriteError;
 
@@ -108,17 +108,7 @@ async fn publish(
         Err(r) => return r.into_response(),
     };
     let Some(content) = p.get("content").cloned() else { return missing("content") };
-    let get = |k: &str| p.get(k).cloned().unwrap_or_default();
-    let opts = PublishOptions {
-        config_type: get("type"),
-        app_name: get("appName"),
-        desc: get("desc"),
-        tags: get("configTags"),
-        encrypted_data_key: get("encryptedDataKey"),
-        src_user: get("srcUser"),
-        src_ip: peer.ip().to_string(),
-        cas_md5: headers.get("casMd5").and_then(|v| v.to_str().ok()).map(str::to_string),
-    };
+    let opts = publish_options(&p, &headers, peer, "configTags", "srcUser");
     match st.config.publish(key, content, opts).await {
         Ok(_) => ok(json!(true)),
         Err(e) => v2_error(e),
