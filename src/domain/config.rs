@@ -61,13 +61,7 @@ pub fn md5_hex(content: &str) -> String {
 /// Everything a publish carries besides the key and content.
 #[derive(Debug, Default, Clone)]
 pub struct PublishOptions {
-    pub config_type: String,
-    pub app_name: String,
-    pub desc: String,
-    pub tags: String,
-    pub encrypted_data_key: String,
-    pub src_user: String,
-    pub src_ip: String,
+    pub meta: crate::state_machine::command::ConfigMeta,
     pub cas_md5: Option<String>,
 }
 
@@ -93,18 +87,16 @@ impl ConfigService {
                 self.max_content
             )));
         }
+        let mut meta = opts.meta;
+        if meta.config_type.is_empty() {
+            meta.config_type = "text".into();
+        }
         let md5 = md5_hex(&content);
         let cmd = Command::Config(ConfigCmd::Publish(Box::new(ConfigPublish {
             key,
             content,
             md5,
-            config_type: if opts.config_type.is_empty() { "text".into() } else { opts.config_type },
-            app_name: opts.app_name,
-            desc: opts.desc,
-            tags: opts.tags,
-            encrypted_data_key: opts.encrypted_data_key,
-            src_user: opts.src_user,
-            src_ip: opts.src_ip,
+            meta,
             cas_md5: opts.cas_md5.filter(|m| !m.is_empty()),
         })));
         match self.node.write(cmd).await? {

@@ -125,13 +125,15 @@ pub fn publish_options(
 ) -> crate::domain::config::PublishOptions {
     let get = |k: &str| p.get(k).cloned().unwrap_or_default();
     crate::domain::config::PublishOptions {
-        config_type: get("type"),
-        app_name: get("appName"),
-        desc: get("desc"),
-        tags: get(tags_key),
-        encrypted_data_key: get("encryptedDataKey"),
-        src_user: get(user_key),
-        src_ip: peer.ip().to_string(),
+        meta: crate::state_machine::command::ConfigMeta {
+            config_type: get("type"),
+            app_name: get("appName"),
+            desc: get("desc"),
+            tags: get(tags_key),
+            encrypted_data_key: get("encryptedDataKey"),
+            src_user: get(user_key),
+            src_ip: peer.ip().to_string(),
+        },
         cas_md5: headers.get("casMd5").and_then(|v| v.to_str().ok()).map(str::to_string).or(p.get("casMd5").cloned()),
     }
 }

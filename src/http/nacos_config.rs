@@ -58,16 +58,16 @@ async fn get_config(State(st): State<AppState>, RawQuery(q): RawQuery, headers: 
                     h.insert(k, v);
                 }
             };
-            set("Content-Type", content_type(&item.config_type));
+            set("Content-Type", content_type(&item.meta.config_type));
             set("Content-MD5", &item.md5);
-            set("Config-Type", &item.config_type);
+            set("Config-Type", &item.meta.config_type);
             let modified = std::time::UNIX_EPOCH + std::time::Duration::from_millis(item.modify_time_ms);
             set("Last-Modified", &httpdate::fmt_http_date(modified));
             set("Pragma", "no-cache");
             set("Cache-Control", "no-cache,no-store");
             set("Expires", "0");
-            if !item.encrypted_data_key.is_empty() {
-                set("Encrypted-Data-Key", &item.encrypted_data_key);
+            if !item.meta.encrypted_data_key.is_empty() {
+                set("Encrypted-Data-Key", &item.meta.encrypted_data_key);
             }
             resp
         }

@@ -53,14 +53,14 @@ fn row_json(key: &ConfigKey, row: &HistoryItem, with_content: bool) -> Value {
         "dataId": key.data_id,
         "group": key.group,
         "tenant": key.namespace,
-        "appName": row.item.app_name,
+        "appName": row.item.meta.app_name,
         "md5": row.item.md5,
-        "srcIp": row.item.src_ip,
-        "srcUser": row.item.src_user,
+        "srcIp": row.item.meta.src_ip,
+        "srcUser": row.item.meta.src_user,
         "opType": row.op.to_string(),
         "createdTime": iso_millis(row.time_ms),
         "lastModifiedTime": iso_millis(row.time_ms),
-        "encryptedDataKey": row.item.encrypted_data_key,
+        "encryptedDataKey": row.item.meta.encrypted_data_key,
     });
     if with_content {
         v["content"] = json!(row.item.content);

@@ -69,12 +69,11 @@ pub struct ConfigKey {
     pub data_id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConfigPublish {
-    pub key: ConfigKey,
-    pub content: String,
-    /// Computed by the domain layer before proposing.
-    pub md5: String,
+/// What a config carries besides its key and content: its type, descriptive fields and who
+/// wrote it. Shared by the command, the stored item and the domain's publish options; postcard
+/// inlines a nested struct, so the encoding is that of the flat fields in this order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConfigMeta {
     pub config_type: String,
     pub app_name: String,
     pub desc: String,
@@ -82,6 +81,15 @@ pub struct ConfigPublish {
     pub encrypted_data_key: String,
     pub src_user: String,
     pub src_ip: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigPublish {
+    pub key: ConfigKey,
+    pub content: String,
+    /// Computed by the domain layer before proposing.
+    pub md5: String,
+    pub meta: ConfigMeta,
     /// Compare-and-swap: publish only if the stored md5 equals this.
     pub cas_md5: Option<String>,
 }
@@ -118,13 +126,7 @@ pub struct NamespaceItem {
 pub struct ConfigItem {
     pub content: String,
     pub md5: String,
-    pub config_type: String,
-    pub app_name: String,
-    pub desc: String,
-    pub tags: String,
-    pub encrypted_data_key: String,
-    pub src_user: String,
-    pub src_ip: String,
+    pub meta: ConfigMeta,
     pub create_time_ms: u64,
     pub modify_time_ms: u64,
     /// Log index of the creating and of the last modifying entry.
@@ -201,5 +203,21 @@ mod tests {
         };
         assert_eq!(postcard::to_allocvec(&init).unwrap(), vec![0, 0, 0, 0, 1, b'c']);
         assert_eq!(postcard::to_allocvec(&Applied::Ok { index: 5 }).unwrap(), vec![1, 5]);
+        let publish = LogEntry {
+            time_ms: 1,
+            request_id: None,
+            cmd: Command::Config(ConfigCmd::Publish(Box::new(ConfigPublish {
+                key: ConfigKey { namespace: "n".into(), group: "g".into(), data_id: "d".into() },
+                content: "c".into(),
+                md5: "m".into(),
+                meta: ConfigMeta { config_type: "t".into(), ..Default::default() },
+                cas_md5: None,
+            }))),
+        };
+        // The nested ConfigMeta is inlined: the bytes are those of the flat fields.
+        assert_eq!(
+            postcard::to_allocvec(&publish).unwrap(),
+            vec![1, 0, 1, 0, 1, b'n', 1, b'g', 1, b'd', 1, b'c', 1, b'm', 1, b't', 0, 0, 0, 0, 0, 0, 0]
+        );
     }
 }

@@ -27,13 +27,7 @@ fn publish(d: &str, content: &str, cas: Option<&str>) -> Command {
         key: key(d),
         content: content.into(),
         md5: format!("{:x}", md5::compute(content)),
-        config_type: "text".into(),
-        app_name: String::new(),
-        desc: String::new(),
-        tags: String::new(),
-        encrypted_data_key: String::new(),
-        src_user: String::new(),
-        src_ip: "10.0.0.1".into(),
+        meta: ConfigMeta { config_type: "text".into(), src_ip: "10.0.0.1".into(), ..Default::default() },
         cas_md5: cas.map(str::to_string),
     })))
 }
