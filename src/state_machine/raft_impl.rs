@@ -153,19 +153,35 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     where
         Strm: Stream<Item = Result<EntryResponder, io::Error>> + Unpin + OptionalSend,
     {
+        // The cached applied state is read only by calls that openraft serializes with apply
+        // (snapshot builder, install, applied_state), so it is stored once per call instead of
+        // cloned per entry; the durable copy is written with every entry's batch.
         let db = self.db();
         let mut state = StateMachineStore::applied_state(self);
+        let mut result = Ok(());
         while let Some(item) = entries.next().await {
-            let (entry, responder) = item?;
+            let (entry, responder) = match item {
+                Ok(x) => x,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
             let index = entry.log_id.index;
-            let (applied, changes) = apply_entry(&db, &entry, &mut state)?;
-            self.set_state(state.clone());
+            let (applied, changes) = match apply_entry(&db, &entry, &mut state) {
+                Ok(x) => x,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
             self.hub().publish(index, changes);
             if let Some(r) = responder {
                 r.send(applied);
             }
         }
-        Ok(())
+        self.set_state(state);
+        result
     }
 
     async fn try_create_snapshot_builder(&mut self, _force: bool) -> Option<Self::SnapshotBuilder> {
