@@ -6,7 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_protos(&["proto/cluster.proto"], &["proto"])?;
-    println!("cargo:rerun-if-changed=proto/cluster.proto");
+        .compile_protos(&["proto/cluster.proto", "proto/nacos_grpc_service.proto"], &["proto"])?;
+    println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

@@ -151,6 +151,33 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let retention = Duration::from_secs(settings.config_history_retention_days * 86_400);
     tokio::spawn(crate::domain::config::history_retention(node.clone(), retention));
 
+    // Nacos SDK port (gRPC).
+    let sdk = crate::grpc::nacos::SdkServer::new(
+        node.clone(),
+        ConfigService::new(node.clone(), settings.config_max_content_bytes),
+        ready_index,
+    );
+    sdk.spawn_tasks();
+    let sdk_addr = settings.sdk_bind_addr();
+    let sdk_listener = tokio::net::TcpListener::bind(sdk_addr)
+        .await
+        .with_context(|| format!("cannot bind the SDK port {sdk_addr}"))?;
+    let (unary, bistream) = sdk.services();
+    let mut sdk_stop = stop_rx.clone();
+    // Clients keep their connections (and push streams) open for good: on shutdown the server
+    // stops accepting and the remaining streams end with the process.
+    let sdk_server = tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(sdk_listener);
+        let _ = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(unary)
+            .add_service(bistream)
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = sdk_stop.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+
     // HTTP servers.
     let state = AppState {
         node: node.clone(),
@@ -190,6 +217,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(grace, futures::future::join_all(tasks)).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), node.raft.shutdown()).await;
     cluster_server.abort();
+    sdk_server.abort();
     tracing::info!("stopped");
     Ok(())
 }

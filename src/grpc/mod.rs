@@ -1,6 +1,7 @@
-//! gRPC adapters: the cluster port (9849) now; the Nacos SDK port (9848) belongs here too.
+//! gRPC adapters: the cluster port (9849) and the Nacos SDK port (9848).
 
 pub mod cluster;
+pub mod nacos;
 
 /// Generated from `proto/cluster.proto`.
 #[allow(clippy::all)]

@@ -337,6 +337,9 @@ fn build(l: &mut Loader) -> Result<Settings, SettingsError> {
     l.set(&mut s.advertise_host, "nacos.server.ip", "BATATA_SERVER_IP", to_string)?;
     l.set(&mut s.console_port, "nacos.console.port", "BATATA_CONSOLE_PORT", to_port)?;
     l.set(&mut s.console_context_path, "nacos.console.context-path", "", to_string)?;
+    // Clients derive the gRPC port from the main port (+1000), so both follow it unless set.
+    s.sdk_port = s.server_port.saturating_add(1000);
+    s.cluster_port = s.server_port.saturating_add(1001);
     l.set(&mut s.sdk_port, "nacos.sdk.port", "BATATA_SDK_PORT", to_port)?;
     l.set(&mut s.cluster_port, "nacos.cluster.port", "BATATA_CLUSTER_PORT", to_port)?;
     l.set(&mut s.cluster_bind_address, "nacos.cluster.bind-address", "BATATA_CLUSTER_BIND_ADDRESS", to_ip)?;

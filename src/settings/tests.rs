@@ -37,7 +37,7 @@ fn nested_flat_and_mixed_keys() {
                    cluster:\n  members:\n    - 10.0.0.1:8848\n    - 10.0.0.2:8848\n",
     )
     .unwrap();
-    assert_eq!((s.server_port, s.sdk_port), (1111, 2222));
+    assert_eq!((s.server_port, s.sdk_port, s.cluster_port), (1111, 2222, 2112), "cluster port follows the main port");
     assert_eq!(s.context_path, "/api");
     assert_eq!(s.datacenter.role, NodeRole::Learner);
     assert_eq!(s.datacenter.locality_weight, 0.5);
