@@ -25,8 +25,18 @@ pub struct Ports {
 }
 
 impl Ports {
+    /// SDK clients compute the gRPC port as the HTTP port + 1000, so both must be free.
     pub fn new() -> Ports {
-        Ports { http: free_port(), raft: free_port(), sdk: free_port() }
+        loop {
+            let http = free_port();
+            let Some(sdk) = http.checked_add(1000) else { continue };
+            if TcpListener::bind(("127.0.0.1", sdk)).is_ok() {
+                return Ports { http, raft: free_port(), sdk };
+            }
+        }
+    }
+    pub fn all_http(ports: &[Ports]) -> String {
+        ports.iter().map(Ports::http_addr).collect::<Vec<_>>().join(",")
     }
     pub fn http_addr(&self) -> String {
         format!("127.0.0.1:{}", self.http)
