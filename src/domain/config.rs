@@ -133,16 +133,15 @@ pub struct ListenKey {
 
 impl ConfigService {
     /// Indexes of `keys` whose stored md5 differs from the client's (a missing config has md5 "").
+    /// Served from the in-memory md5 index: no storage read.
     pub fn changed_now(&self, keys: &[ListenKey]) -> Result<Vec<usize>, DomainError> {
-        let db = self.node.sm.db();
-        let mut out = Vec::new();
-        for (i, k) in keys.iter().enumerate() {
-            let current = config_store::get(&db, &k.key)?.map(|c| c.md5).unwrap_or_default();
-            if current != k.md5 {
-                out.push(i);
-            }
-        }
-        Ok(out)
+        let sm = &self.node.sm;
+        Ok(keys
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| sm.config_md5(&k.key).as_deref().unwrap_or("") != k.md5)
+            .map(|(i, _)| i)
+            .collect())
     }
 
     /// Long polling: answers at once when a key already differs, else when one of the keys

@@ -16,6 +16,7 @@ pub mod watch;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::path::PathBuf;
@@ -28,6 +29,8 @@ use rocksdb::Options;
 use rocksdb::DB;
 
 use crate::raft::types::LogId;
+use command::Change;
+use command::ConfigKey;
 use crate::raft::types::StoredMembership;
 use watch::ChangeHub;
 
@@ -62,6 +65,10 @@ pub(crate) struct Inner {
     db: RwLock<Arc<DB>>,
     state: Mutex<AppliedState>,
     hub: ChangeHub,
+    /// md5 of every stored config, so listener checks (long polls, gRPC batch listens) never
+    /// touch RocksDB. Updated right after each apply batch is written and before the change is
+    /// published; rebuilt on open and whenever the data is replaced wholesale.
+    md5_index: RwLock<HashMap<ConfigKey, String>>,
 }
 
 /// What `state_checksum` reports.
@@ -73,6 +80,10 @@ pub struct StateChecksum {
     pub records: u64,
     /// Stored configs.
     pub configs: u64,
+}
+
+fn md5_index_of(db: &DB) -> StoreResult<HashMap<ConfigKey, String>> {
+    Ok(config_store::list(db, None)?.into_iter().map(|(k, item)| (k, item.md5)).collect())
 }
 
 /// Handle to the state machine; clones share one database.
@@ -110,14 +121,52 @@ impl StateMachineStore {
         let db = open_db(&db_path)?;
         let state = read_applied_state(&db)?;
         let hub = ChangeHub::new(state.last_applied.as_ref().map(|l| l.index).unwrap_or(0));
+        let md5_index = RwLock::new(md5_index_of(&db)?);
         Ok(StateMachineStore {
             inner: Arc::new(Inner {
                 root: root.to_path_buf(),
                 db: RwLock::new(Arc::new(db)),
                 state: Mutex::new(state),
                 hub,
+                md5_index,
             }),
         })
+    }
+
+    /// The md5 of a stored config, from memory.
+    pub fn config_md5(&self, key: &ConfigKey) -> Option<String> {
+        let g = self.inner.md5_index.read().unwrap_or_else(|e| e.into_inner());
+        g.get(key).cloned()
+    }
+
+    /// Brings the md5 index up to date with an applied entry's changes, then tells the hub.
+    pub(crate) fn publish_changes(&self, index: u64, changes: Vec<Change>) -> StoreResult<()> {
+        if !changes.is_empty() {
+            let rebuilt = if changes.iter().any(|c| matches!(c, Change::Reset)) {
+                Some(md5_index_of(&self.db())?)
+            } else {
+                None
+            };
+            let mut g = self.inner.md5_index.write().unwrap_or_else(|e| e.into_inner());
+            match rebuilt {
+                Some(all) => *g = all,
+                None => {
+                    for c in &changes {
+                        match c {
+                            Change::ConfigUpdated { key, md5 } => {
+                                g.insert(key.clone(), md5.clone());
+                            }
+                            Change::ConfigRemoved { key } => {
+                                g.remove(key);
+                            }
+                            Change::Reset => {}
+                        }
+                    }
+                }
+            }
+        }
+        self.hub().publish(index, changes);
+        Ok(())
     }
 
     /// A consistent handle for reading; never blocks on apply.

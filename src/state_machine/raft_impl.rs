@@ -114,7 +114,7 @@ impl StateMachineStore {
         snapshot::remove_other_snapshots(&root, &dest)?;
         self.set_state(AppliedState { last_applied: meta.last_log_id, membership: meta.last_membership.clone() });
         let idx = meta.last_log_id.as_ref().map(|l| l.index).unwrap_or(0);
-        self.hub().publish(idx, vec![Change::Reset]);
+        self.publish_changes(idx, vec![Change::Reset])?;
         Ok(())
     }
 }
@@ -175,7 +175,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     break;
                 }
             };
-            self.hub().publish(index, changes);
+            if let Err(e) = self.publish_changes(index, changes) {
+                result = Err(e);
+                break;
+            }
             if let Some(r) = responder {
                 r.send(applied);
             }

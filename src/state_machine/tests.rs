@@ -127,3 +127,27 @@ fn replicas_applying_the_same_entries_reach_the_same_bytes() {
     };
     assert_eq!(dump(&a), dump(&b));
 }
+
+#[test]
+fn md5_index_follows_applied_changes_and_rebuilds_on_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = super::StateMachineStore::open(dir.path()).unwrap();
+    let db = store.db();
+    let mut st = AppliedState::default();
+    let (_, changes) = apply_entry(&db, &entry(1, 10, None, publish("a", "x", None)), &mut st).unwrap();
+    store.publish_changes(1, changes).unwrap();
+    assert_eq!(store.config_md5(&key("a")), Some(format!("{:x}", md5::compute("x"))));
+    let remove = Command::Config(ConfigCmd::Remove { key: key("a"), src_user: String::new(), src_ip: String::new() });
+    let (_, changes) = apply_entry(&db, &entry(2, 11, None, remove), &mut st).unwrap();
+    store.publish_changes(2, changes).unwrap();
+    assert_eq!(store.config_md5(&key("a")), None);
+    // Written behind the index's back (as a restore does), then a Reset: the index is rebuilt.
+    let (_, _) = apply_entry(&db, &entry(3, 12, None, publish("b", "y", None)), &mut st).unwrap();
+    assert_eq!(store.config_md5(&key("b")), None);
+    store.publish_changes(3, vec![Change::Reset]).unwrap();
+    assert_eq!(store.config_md5(&key("b")), Some(format!("{:x}", md5::compute("y"))));
+    drop(db);
+    drop(store);
+    let reopened = super::StateMachineStore::open(dir.path()).unwrap();
+    assert!(reopened.config_md5(&key("b")).is_some(), "the index is built when the store opens");
+}
