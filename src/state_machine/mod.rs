@@ -29,9 +29,9 @@ use rocksdb::Options;
 use rocksdb::DB;
 
 use crate::raft::types::LogId;
+use crate::raft::types::StoredMembership;
 use command::Change;
 use command::ConfigKey;
-use crate::raft::types::StoredMembership;
 use watch::ChangeHub;
 
 pub type StoreResult<T> = Result<T, io::Error>;
@@ -142,11 +142,8 @@ impl StateMachineStore {
     /// Brings the md5 index up to date with an applied entry's changes, then tells the hub.
     pub(crate) fn publish_changes(&self, index: u64, changes: Vec<Change>) -> StoreResult<()> {
         if !changes.is_empty() {
-            let rebuilt = if changes.iter().any(|c| matches!(c, Change::Reset)) {
-                Some(md5_index_of(&self.db())?)
-            } else {
-                None
-            };
+            let rebuilt =
+                if changes.iter().any(|c| matches!(c, Change::Reset)) { Some(md5_index_of(&self.db())?) } else { None };
             let mut g = self.inner.md5_index.write().unwrap_or_else(|e| e.into_inner());
             match rebuilt {
                 Some(all) => *g = all,
