@@ -2,6 +2,8 @@
 //! and reads. Sits between `http/`/`grpc/` and the replicated core; never touches RocksDB.
 
 pub mod config;
+pub mod config_admin;
+pub mod config_zip;
 pub mod namespace;
 pub mod snapshot;
 
