@@ -63,6 +63,9 @@ pub fn md5_hex(content: &str) -> String {
 pub struct PublishOptions {
     pub meta: crate::state_machine::command::ConfigMeta,
     pub cas_md5: Option<String>,
+    /// Write only if the config does not exist (checked at apply time: a CAS against the md5
+    /// of nothing, which no stored config has).
+    pub create_only: bool,
 }
 
 #[derive(Clone)]
@@ -74,6 +77,14 @@ pub struct ConfigService {
 impl ConfigService {
     pub fn new(node: Arc<RaftNode>, max_content: usize) -> ConfigService {
         ConfigService { node, max_content }
+    }
+
+    pub(super) fn node(&self) -> &RaftNode {
+        &self.node
+    }
+
+    pub(super) fn max_content(&self) -> usize {
+        self.max_content
     }
 
     pub async fn publish(&self, key: ConfigKey, content: String, opts: PublishOptions) -> Result<u64, DomainError> {
@@ -97,7 +108,7 @@ impl ConfigService {
             content,
             md5,
             meta,
-            cas_md5: opts.cas_md5.filter(|m| !m.is_empty()),
+            cas_md5: if opts.create_only { Some(String::new()) } else { opts.cas_md5.filter(|m| !m.is_empty()) },
         })));
         match self.node.write(cmd).await? {
             Applied::Ok { index } => Ok(index),
@@ -195,7 +206,7 @@ impl<T> Page<T> {
 }
 
 /// Nacos' page size ceiling.
-const MAX_PAGE_SIZE: usize = 500;
+pub(super) const MAX_PAGE_SIZE: usize = 500;
 
 impl ConfigService {
     pub async fn history(

@@ -5,6 +5,7 @@ pub mod nacos_history;
 pub mod nacos_listener;
 pub mod nacos_namespace;
 pub mod nacos_v2;
+pub mod nacos_v3;
 pub mod ops;
 pub mod snapshot;
 
@@ -49,6 +50,7 @@ pub fn router(state: AppState, context_path: &str, max_body: usize) -> Router {
         .merge(nacos_history::routes())
         .merge(nacos_namespace::routes())
         .merge(nacos_v2::routes())
+        .merge(nacos_v3::routes())
         .merge(ops::nacos_routes())
         .merge(ops::admin_routes().route_layer(guard.clone()))
         .layer(DefaultBodyLimit::max(max_body));
@@ -135,6 +137,7 @@ pub fn publish_options(
             src_ip: peer.ip().to_string(),
         },
         cas_md5: headers.get("casMd5").and_then(|v| v.to_str().ok()).map(str::to_string).or(p.get("casMd5").cloned()),
+        create_only: false,
     }
 }
 

@@ -18,6 +18,8 @@ use super::publish_options;
 use super::AppState;
 use crate::domain::config::make_key;
 use crate::domain::DomainError;
+use crate::state_machine::command::ConfigItem;
+use crate::state_machine::command::ConfigKey;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/cs/configs", get(get_config).post(publish_config).delete(delete_config))
@@ -43,8 +45,30 @@ fn content_type(config_type: &str) -> &'static str {
     }
 }
 
+/// One row of a v1 search page.
+fn search_row(k: &ConfigKey, c: &ConfigItem) -> serde_json::Value {
+    serde_json::json!({
+        "id": c.create_index.to_string(),
+        "dataId": k.data_id,
+        "group": k.group,
+        "content": c.content,
+        "md5": c.md5,
+        "encryptedDataKey": c.meta.encrypted_data_key,
+        "tenant": k.namespace,
+        "appName": c.meta.app_name,
+        "type": c.meta.config_type,
+    })
+}
+
 async fn get_config(State(st): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
     let p = params(q.as_deref(), &headers, &[]);
+    // `search=accurate|blur` turns the read into a paged search (the console's list).
+    if p.contains_key("search") {
+        return match super::nacos_v3::search_page(&st, &p, search_row).await {
+            Ok(v) => axum::Json(v).into_response(),
+            Err(e) => nacos_error(e),
+        };
+    }
     let key = match key_of(&p) {
         Ok(k) => k,
         Err(e) => return nacos_error(e),

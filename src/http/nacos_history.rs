@@ -71,7 +71,7 @@ fn row_json(key: &ConfigKey, row: &HistoryItem, with_content: bool) -> Value {
 fn key_of(p: &std::collections::HashMap<String, String>) -> Result<ConfigKey, DomainError> {
     make_key(
         p.get("tenant").or(p.get("namespaceId")).map(String::as_str),
-        p.get("group").map(String::as_str),
+        p.get("group").or(p.get("groupName")).map(String::as_str),
         p.get("dataId").map(String::as_str),
     )
 }
@@ -85,7 +85,18 @@ fn num(p: &std::collections::HashMap<String, String>, k: &str, default: u64) -> 
 
 async fn history(State(st): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
     let p = params(q.as_deref(), &headers, &[]);
-    let res = async {
+    match history_query(&st, &p).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => nacos_error(e),
+    }
+}
+
+/// A history page, or one row by `nid`; shared by the v1 and the enveloped v2/v3 handlers.
+pub(super) async fn history_query(
+    st: &AppState,
+    p: &std::collections::HashMap<String, String>,
+) -> Result<Value, DomainError> {
+    {
         if let Some(nid) = p.get("nid") {
             let id = nid.trim().parse().map_err(|_| DomainError::Invalid("nid must be a number".into()))?;
             let want = if p.contains_key("dataId") { Some(key_of(&p)?) } else { None };
@@ -104,25 +115,25 @@ async fn history(State(st): State<AppState>, RawQuery(q): RawQuery, headers: Hea
             "pageItems": page.items.iter().map(|r| row_json(&key, r, false)).collect::<Vec<_>>(),
         }))
     }
-    .await;
-    match res {
+}
+
+async fn previous(State(st): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+    let p = params(q.as_deref(), &headers, &[]);
+    match previous_query(&st, &p) {
         Ok(v) => Json(v).into_response(),
         Err(e) => nacos_error(e),
     }
 }
 
-async fn previous(State(st): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
-    let p = params(q.as_deref(), &headers, &[]);
-    let res = (|| {
-        let key = key_of(&p)?;
-        let id = num(&p, "id", 0)?;
-        let row = st.config.history_previous(&key, id)?;
-        Ok::<_, DomainError>(row_json(&key, &row, true))
-    })();
-    match res {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => nacos_error(e),
-    }
+/// The history row before `id`.
+pub(super) fn previous_query(
+    st: &AppState,
+    p: &std::collections::HashMap<String, String>,
+) -> Result<Value, DomainError> {
+    let key = key_of(p)?;
+    let id = num(p, "id", 0)?;
+    let row = st.config.history_previous(&key, id)?;
+    Ok(row_json(&key, &row, true))
 }
 
 #[cfg(test)]

@@ -220,6 +220,7 @@ pub async fn publish(svc: &ConfigService, inc: &Incoming, conn: &Conn) -> pb::Pa
             src_ip: client_ip,
         },
         cas_md5: non_blank(&r.cas_md5).map(str::to_string),
+        create_only: false,
     };
     match svc.publish(key, r.content.unwrap_or_default(), opts).await {
         Ok(_) => wire::ok(KIND, Value::Null),
