@@ -211,6 +211,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     wait_for_signal().await;
     tracing::info!("shutting down: no new requests; finishing in-flight ones");
+    sdk.reset_all(Duration::from_secs(1)).await;
     let _ = stop_tx.send(true);
     hand_over_leadership(&node).await;
     let grace = Duration::from_millis(settings.shutdown_grace_ms);

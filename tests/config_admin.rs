@@ -257,3 +257,31 @@ async fn hostile_imports_are_refused_and_store_nothing() {
     assert_eq!(r.status().as_u16(), 400);
     assert_eq!(count(&n).await, 0, "nothing was stored");
 }
+
+#[tokio::test]
+async fn namespaces_in_the_v2_and_v3_envelope() {
+    let root = tempfile::tempdir().unwrap();
+    let n = start(root.path()).await;
+    let form = [("customNamespaceId", "dev"), ("namespaceName", "Dev"), ("namespaceDesc", "d")];
+    let (s, v) = json(client().post(n.url("/nacos/v3/admin/core/namespace")).form(&form).send().await.unwrap()).await;
+    assert_eq!((s, &v["data"]), (200, &Value::Bool(true)), "{v}");
+    let (s, v) = json(client().post(n.url("/nacos/v2/console/namespace")).form(&form).send().await.unwrap()).await;
+    assert_eq!((s, &v["code"]), (409, &Value::from(20005)), "a duplicate id is a conflict: {v}");
+    let (_, v) =
+        json(client().get(n.url("/nacos/v3/console/core/namespace/exist?customNamespaceId=dev")).send().await.unwrap())
+            .await;
+    assert_eq!(v["data"], true);
+    let upd = [("namespaceId", "dev"), ("namespaceName", "Development"), ("namespaceDesc", "d2")];
+    let (s, _) = json(client().put(n.url("/nacos/v2/console/namespace")).form(&upd).send().await.unwrap()).await;
+    assert_eq!(s, 200);
+    let (_, v) = json(client().get(n.url("/nacos/v2/console/namespace/list")).send().await.unwrap()).await;
+    let dev = v["data"].as_array().unwrap().iter().find(|x| x["namespace"] == "dev").cloned().expect("dev listed");
+    assert_eq!((&dev["namespaceShowName"], &dev["namespaceDesc"]), (&"Development".into(), &"d2".into()));
+    assert!(v["data"].as_array().unwrap().iter().any(|x| x["namespace"] == "public"), "public is always listed: {v}");
+    let (s, _) =
+        json(client().delete(n.url("/nacos/v3/admin/core/namespace?namespaceId=dev")).send().await.unwrap()).await;
+    assert_eq!(s, 200);
+    let (s, v) =
+        json(client().get(n.url("/nacos/v3/admin/core/namespace?namespaceId=dev")).send().await.unwrap()).await;
+    assert_eq!((s, &v["code"]), (404, &Value::from(20004)), "{v}");
+}

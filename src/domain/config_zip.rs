@@ -98,6 +98,9 @@ impl From<&ZipConfig> for Meta {
     }
 }
 
+/// An entry that did not become a config: (entry path or dataId, reason).
+pub type EntryFailure = (String, String);
+
 /// Fails rather than writing an archive that would not import back to exactly `items`.
 pub fn export(items: &[ZipConfig]) -> Result<Vec<u8>, ZipError> {
     let mut sorted: Vec<&ZipConfig> = items.iter().collect();
@@ -130,7 +133,7 @@ pub fn export(items: &[ZipConfig]) -> Result<Vec<u8>, ZipError> {
 
 /// Entries that could not be turned into a config (bad path, missing content, invalid utf-8, bad meta) are
 /// returned in the second vec as (entry path / dataId, reason) rather than failing the whole archive.
-pub fn import(bytes: &[u8], limits: &ZipLimits) -> Result<(Vec<ZipConfig>, Vec<(String, String)>), ZipError> {
+pub fn import(bytes: &[u8], limits: &ZipLimits) -> Result<(Vec<ZipConfig>, Vec<EntryFailure>), ZipError> {
     let mut archive = ZipArchive::new(Cursor::new(bytes)).map_err(ZipError::NotZip)?;
     if archive.len() > limits.max_entries {
         return Err(ZipError::TooManyEntries { count: archive.len(), limit: limits.max_entries });

@@ -4,6 +4,7 @@ pub mod nacos_config;
 pub mod nacos_history;
 pub mod nacos_listener;
 pub mod nacos_namespace;
+pub mod nacos_namespace_v3;
 pub mod nacos_v2;
 pub mod nacos_v3;
 pub mod ops;
@@ -49,6 +50,7 @@ pub fn router(state: AppState, context_path: &str, max_body: usize) -> Router {
         .merge(nacos_listener::routes())
         .merge(nacos_history::routes())
         .merge(nacos_namespace::routes())
+        .merge(nacos_namespace_v3::routes())
         .merge(nacos_v2::routes())
         .merge(nacos_v3::routes())
         .merge(ops::nacos_routes())

@@ -99,14 +99,14 @@ pub(super) async fn history_query(
     {
         if let Some(nid) = p.get("nid") {
             let id = nid.trim().parse().map_err(|_| DomainError::Invalid("nid must be a number".into()))?;
-            let want = if p.contains_key("dataId") { Some(key_of(&p)?) } else { None };
+            let want = if p.contains_key("dataId") { Some(key_of(p)?) } else { None };
             let (key, row) = st.config.history_detail(id, want.as_ref())?;
             return Ok(row_json(&key, &row, true));
         }
-        let key = key_of(&p)?;
+        let key = key_of(p)?;
         let page = st
             .config
-            .history(&key, num(&p, "pageNo", 1)? as usize, num(&p, "pageSize", 100)? as usize, consistency(&p))
+            .history(&key, num(p, "pageNo", 1)? as usize, num(p, "pageSize", 100)? as usize, consistency(p))
             .await?;
         Ok(json!({
             "totalCount": page.total,

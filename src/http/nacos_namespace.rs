@@ -13,24 +13,13 @@ use axum::Router;
 use serde_json::json;
 
 use super::nacos_error;
+use super::nacos_namespace_v3::view_json;
 use super::params;
 use super::AppState;
-use crate::domain::namespace::NamespaceView;
 use crate::domain::DomainError;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/console/namespaces", get(list).post(create).put(update).delete(remove))
-}
-
-fn view_json(n: &NamespaceView) -> serde_json::Value {
-    json!({
-        "namespace": n.id,
-        "namespaceShowName": n.name,
-        "namespaceDesc": n.desc,
-        "quota": n.quota,
-        "configCount": n.config_count,
-        "type": n.kind,
-    })
 }
 
 async fn list(State(st): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {

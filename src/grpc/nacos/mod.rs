@@ -73,6 +73,21 @@ impl SdkServer {
         tokio::spawn(connections::detect_idle(self.conns.clone()));
     }
 
+    /// On shutdown: asks every client to reconnect elsewhere now (`ConnectResetRequest`), rather
+    /// than notice the dead connection through its health checks seconds later. Python clients
+    /// are left out: their handler of this push is broken in nacos-sdk-python 3.2.0, and they
+    /// reconnect on the closed stream anyway. Rust clients ignore it.
+    pub async fn reset_all(&self, wait: std::time::Duration) {
+        let pushes = self.conns.all().into_iter().filter(|c| !c.version.starts_with("Nacos-Python-Client")).map(|c| {
+            let conns = self.conns.clone();
+            async move {
+                let body = json!({"serverIp": null, "serverPort": null, "connectionId": c.id, "module": "internal"});
+                let _ = c.push(&conns.push_ids, "ConnectResetRequest", body, wait).await;
+            }
+        });
+        futures::future::join_all(pushes).await;
+    }
+
     fn ready(&self) -> bool {
         let s = self.node.status();
         s.leader.is_some() && s.applied.unwrap_or(0) >= self.ready_index
