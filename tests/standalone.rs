@@ -239,14 +239,14 @@ async fn config_history_records_every_publish_and_delete() {
     assert_eq!(r.status().as_u16(), 400, "dataId is required");
 }
 
-/// The benchmark harness must not rot: a tiny run of each HTTP workload against a real node.
+/// The benchmark harness must not rot: a tiny run of each Nacos workload against a real node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_harness_smoke() {
     let root = tempfile::tempdir().unwrap();
     let mut n = Node::new(root.path(), "solo", Ports::new(), &[]);
     n.start();
     wait_ready(&n).await;
-    for workload in ["config-publish", "config-get"] {
+    for workload in ["config-publish", "config-get", "grpc-config-get"] {
         let json = root.path().join(format!("{workload}.json"));
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_batata-bench"))
             .args(["--workload", workload, "--addr", &n.ports.http_addr(), "--concurrency", "4", "--smoke", "--json"])
@@ -258,6 +258,16 @@ async fn bench_harness_smoke() {
         assert!(v["ok"].as_u64().unwrap() > 0, "{v}");
         assert_eq!(v["errors"]["total"], 0, "{v}");
     }
+    let json = root.path().join("fanout.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_batata-bench"))
+        .args(["--workload", "listener-fanout", "--addr", &n.ports.http_addr(), "--smoke", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "listener-fanout: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!((&v["listeners"], &v["rounds"]), (&4.into(), &2.into()), "{v}");
+    assert!(v["all_notified_ms"]["max"].as_f64().unwrap() > 0.0, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

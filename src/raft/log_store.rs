@@ -66,8 +66,25 @@ struct Flush {
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
-    flusher: mpsc::Sender<Flush>,
+    flusher: Arc<Flusher>,
     pub stats: Arc<LogStoreStats>,
+}
+
+/// The flusher thread's handle. When the last `LogStore` goes, the thread is stopped and
+/// joined, so the database is closed by then: a process that exits right after dropping its
+/// stores never races RocksDB's teardown against a flusher still holding the database.
+struct Flusher {
+    tx: Option<mpsc::Sender<Flush>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
@@ -94,8 +111,10 @@ impl LogStore {
         let (tx, rx) = mpsc::channel::<Flush>();
         let fdb = db.clone();
         let fstats = stats.clone();
-        std::thread::Builder::new().name("raft-log-flusher".into()).spawn(move || flusher_loop(fdb, rx, fstats))?;
-        Ok(LogStore { db, flusher: tx, stats })
+        let thread =
+            std::thread::Builder::new().name("raft-log-flusher".into()).spawn(move || flusher_loop(fdb, rx, fstats))?;
+        let flusher = Arc::new(Flusher { tx: Some(tx), thread: Some(thread) });
+        Ok(LogStore { db, flusher, stats })
     }
 
     fn cf(&self, name: &str) -> io::Result<&rocksdb::ColumnFamily> {
@@ -257,7 +276,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.db.write(batch).map_err(io_err)?;
         self.stats.appends.fetch_add(1, Ordering::Relaxed);
         self.stats.entries_appended.fetch_add(n, Ordering::Relaxed);
-        self.flusher.send(Flush { callback, entries: n }).map_err(|_| io_err("raft log flusher stopped"))
+        let tx = self.flusher.tx.as_ref().ok_or_else(|| io_err("raft log flusher stopped"))?;
+        tx.send(Flush { callback, entries: n }).map_err(|_| io_err("raft log flusher stopped"))
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {

@@ -33,6 +33,8 @@ use reqwest::header::CONTENT_TYPE;
 use serde_json::json;
 use tokio::time::Instant;
 
+mod fanout;
+mod nacos_grpc;
 mod stats;
 use stats::*;
 
@@ -46,6 +48,12 @@ enum Workload {
     EtcdPut,
     /// etcd `POST /v3/kv/range` over a key space written beforehand.
     EtcdGet,
+    /// Nacos `ConfigQueryRequest` over the SDK gRPC port (HTTP port + 1000), on a few shared
+    /// HTTP/2 connections as SDK clients use them.
+    GrpcConfigGet,
+    /// `--listeners` gRPC connections each listen to one config; each round publishes it and
+    /// times until every listener has its change push (`--duration` rounds).
+    ListenerFanout,
 }
 
 impl Workload {
@@ -55,21 +63,25 @@ impl Workload {
             Workload::ConfigGet => "config-get",
             Workload::EtcdPut => "etcd-put",
             Workload::EtcdGet => "etcd-get",
+            Workload::GrpcConfigGet => "grpc-config-get",
+            Workload::ListenerFanout => "listener-fanout",
         }
     }
 
     /// The write that creates the keys a read workload reads, so reads never hit missing keys.
     fn populate_with(self) -> Option<Workload> {
         match self {
-            Workload::ConfigGet => Some(Workload::ConfigPublish),
+            Workload::ConfigGet | Workload::GrpcConfigGet => Some(Workload::ConfigPublish),
             Workload::EtcdGet => Some(Workload::EtcdPut),
-            Workload::ConfigPublish | Workload::EtcdPut => None,
+            Workload::ConfigPublish | Workload::EtcdPut | Workload::ListenerFanout => None,
         }
     }
 
     fn default_addr(self) -> &'static str {
         match self {
-            Workload::ConfigPublish | Workload::ConfigGet => "127.0.0.1:8848",
+            Workload::ConfigPublish | Workload::ConfigGet | Workload::GrpcConfigGet | Workload::ListenerFanout => {
+                "127.0.0.1:8848"
+            }
             Workload::EtcdPut | Workload::EtcdGet => "127.0.0.1:2379",
         }
     }
@@ -108,6 +120,9 @@ struct Args {
     /// Nacos context path of the server.
     #[arg(long, default_value = "/nacos")]
     context_path: String,
+    /// listener-fanout: number of listening gRPC connections.
+    #[arg(long, default_value_t = 1000)]
+    listeners: usize,
     /// Quick sanity run for tests: duration 1 s, no warm-up, 10 keys. Any error fails the run.
     #[arg(long)]
     smoke: bool,
@@ -151,6 +166,8 @@ struct Target {
     value: String,
     value_b64: String,
     next_addr: AtomicUsize,
+    /// Registered SDK connections (grpc-config-get), used round-robin.
+    grpc: Vec<nacos_grpc::SdkConn>,
 }
 
 impl Target {
@@ -174,11 +191,24 @@ impl Target {
                 .post(format!("http://{addr}/v3/kv/range"))
                 .header(CONTENT_TYPE, json)
                 .body(format!(r#"{{"key":"{etcd_key}"}}"#)),
+            // Not HTTP: answered in `call`.
+            Workload::GrpcConfigGet | Workload::ListenerFanout => c.get(format!("http://{addr}/")),
         }
     }
 
     /// Sends one request and reads the whole body (so the connection goes back to the pool).
     async fn call(&self, op: Workload, key: u64) -> Result<(), Failure> {
+        if op == Workload::GrpcConfigGet {
+            let i = self.next_addr.fetch_add(1, Ordering::Relaxed) % self.grpc.len().max(1);
+            let mut c = self
+                .grpc
+                .get(i)
+                .map(|c| c.unary.clone())
+                .ok_or_else(|| Failure { kind: Kind::Connect, detail: "no gRPC connection".into() })?;
+            return nacos_grpc::SdkConn::query(&mut c, &format!("bench-{key}"))
+                .await
+                .map_err(|detail| Failure { kind: Kind::Status, detail });
+        }
         let resp = self.request(op, key).send().await.map_err(Failure::from_reqwest)?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(Failure::from_reqwest)?;
@@ -381,13 +411,26 @@ fn setup(a: &mut Args) -> anyhow::Result<Target> {
         .context("building the HTTP client")?;
     let value_b64 = base64(value.as_bytes());
     let (addrs, next_addr) = (a.addrs.clone(), AtomicUsize::new(0));
-    Ok(Target { client, addrs, context_path, value, value_b64, next_addr })
+    Ok(Target { client, addrs, context_path, value, value_b64, next_addr, grpc: Vec::new() })
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut a = Args::parse();
-    let target = Arc::new(setup(&mut a)?);
+    let mut target = setup(&mut a)?;
+    if a.workload == Workload::ListenerFanout {
+        return fanout::run(&target, &a).await;
+    }
+    if a.workload == Workload::GrpcConfigGet {
+        // SDK clients multiplex on few connections: up to 8 per node here.
+        let per_addr = usize::from(a.concurrency).clamp(1, 8);
+        for addr in &a.addrs {
+            for _ in 0..per_addr {
+                target.grpc.push(nacos_grpc::SdkConn::connect(addr).await?);
+            }
+        }
+    }
+    let target = Arc::new(target);
     if let Some(op) = a.workload.populate_with() {
         let parallel = usize::from(a.concurrency).clamp(16, 256);
         populate(&target, op, a.keys, parallel).await?;
