@@ -4,7 +4,8 @@
 # Steps: build release binaries; record the machine (CPUs, memory, kernel, disk fsync latency);
 # time a standalone node from start to ready and read its idle RSS; start a 3-node cluster on
 # loopback and run config-publish at 1, 64 and 256 clients (entries per fsync read from the
-# leader's /nacos/metrics around each run) and config-get at 64 clients; then the same writes
+# leader's /nacos/metrics around each run), config-get over HTTP and over gRPC at 64 clients and
+# the listener fan-out at 1,000 and 10,000 gRPC listeners; then the same writes
 # against a 3-member etcd cluster (etcd-put) for the Batata/etcd throughput ratio.
 #
 # Environment:
@@ -31,6 +32,7 @@ SMOKE=${BENCH_SMOKE:-0}
 BASE=${BENCH_PORT_BASE:-28000}
 SECRET=batata-bench-cluster-secret
 LEVELS=(1 64 256)
+FANOUT=(1000 10000)
 SMOKE_ARGS=()
 [ "$SMOKE" = 1 ] && SMOKE_ARGS=(--smoke)
 for tool in curl awk dd stat; do
@@ -281,6 +283,11 @@ GET_PORT=${HTTP[0]}
 GET_ROLE=follower
 [ "$(leader_port)" = "$GET_PORT" ] && GET_ROLE=leader
 bench config-get-c64 --workload config-get --addr "127.0.0.1:$GET_PORT" --concurrency 64 --duration "$DURATION"
+bench grpc-config-get-c64 --workload grpc-config-get --addr "127.0.0.1:$GET_PORT" --concurrency 64 --duration "$DURATION"
+# Listener fan-out: listeners spread over the 3 nodes, the publish goes through node 1.
+for l in "${FANOUT[@]}"; do
+  bench "listener-fanout-$l" --workload listener-fanout "${ADDR_ARGS[@]}" --listeners "$l" --duration 5
+done
 stop_pids "${NODE_PIDS[@]}"
 
 # --- etcd -------------------------------------------------------------------------------------
@@ -352,9 +359,23 @@ REPORT=$WORK/report.md
   echo "|---|---|---|---|---|---|---|---|---|---|---|"
   for c in "${LEVELS[@]}"; do row "config-publish-c$c" "Batata, 3 nodes"; done
   row config-get-c64 "Batata, 1 node ($GET_ROLE)"
+  row grpc-config-get-c64 "Batata, 1 node ($GET_ROLE)"
   if [ -z "$ETCD_NOTE" ]; then
     for c in "${LEVELS[@]}"; do row "etcd-put-c$c" "etcd $ETCD_VERSION, 3 members"; done
   fi
+  echo
+  echo "Listener fan-out: gRPC connections each listening to one config, spread over the 3 nodes; each"
+  echo "round publishes it through node 1 and waits until every listener has its change push (5 rounds)."
+  echo
+  echo "| Listeners | All notified, median round (ms) | Worst round (ms) | Per listener p50 (ms) | p99 (ms) | Command |"
+  echo "|---|---|---|---|---|---|"
+  for l in "${FANOUT[@]}"; do
+    f=$RES/listener-fanout-$l.json
+    # shellcheck disable=SC2016 # the backticks are Markdown code spans
+    printf '| %s | %s | %s | %s | %s | `%s` |\n' "$(jget "$f" listeners)" "$(calc "%.1f" "$(jget "$f" median)")" \
+      "$(calc "%.1f" "$(jget "$f" max)")" "$(calc "%.1f" "$(jget "$f" p50)")" "$(calc "%.1f" "$(jget "$f" p99)")" \
+      "${CMD[listener-fanout-$l]}"
+  done
   echo
 } >"$REPORT"
 cat "$REPORT"
