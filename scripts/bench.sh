@@ -13,7 +13,8 @@
 #   BENCH_OUT=FILE      append the Markdown report here (default: bench-results.md in the work dir)
 #   BENCH_SMOKE=1       quick sanity run: every step with --smoke, no etcd
 #   BENCH_SKIP_ETCD=1   skip etcd (and do not install it)
-#   BENCH_PORT_BASE=28000  ports used: BASE+10..BASE+44 (Batata), BASE+110..BASE+131 (etcd)
+#   BENCH_PORT_BASE=28000  ports used: BASE+10..BASE+44 and BASE+1010..BASE+1040 (Batata),
+#                          BASE+110..BASE+131 (etcd)
 #   BENCH_TMPDIR=DIR    where the work dir is created (default $TMPDIR or /tmp; falls back to
 #                       ~/.cache/batata when that is tmpfs, whose fsync would be meaningless)
 #   BENCH_RUST_LOG=warn RUST_LOG for the Batata nodes
@@ -199,9 +200,9 @@ log "$MACHINE"
 
 # --- standalone node: start-to-ready and idle RSS --------------------------------------------
 S_HTTP=$((BASE + 40))
-check_ports "$S_HTTP" $((BASE + 41)) $((BASE + 42)) $((BASE + 43)) $((BASE + 44))
+check_ports "$S_HTTP" $((S_HTTP + 1000)) $((BASE + 42)) $((BASE + 43)) $((BASE + 44))
 # No cluster settings: its ports (all of them, so none collides), data dir and loopback binds.
-S_ENV=("BATATA_SERVER_PORT=$S_HTTP" "BATATA_SDK_PORT=$((BASE + 41))" "BATATA_CLUSTER_PORT=$((BASE + 42))"
+S_ENV=("BATATA_SERVER_PORT=$S_HTTP" "BATATA_SDK_PORT=$((S_HTTP + 1000))" "BATATA_CLUSTER_PORT=$((BASE + 42))"
   "BATATA_CONSOLE_PORT=$((BASE + 43))" "BATATA_CONSUL_PORT=$((BASE + 44))" "BATATA_DATA_DIR=$DATA/standalone"
   BATATA_BIND_ADDRESS=127.0.0.1 BATATA_CLUSTER_BIND_ADDRESS=127.0.0.1)
 log "standalone node: time to ready"
@@ -223,14 +224,15 @@ for i in 1 2 3; do
   h=$((BASE + 10 * i))
   HTTP+=("$h")
   ADDR_ARGS+=(--addr "127.0.0.1:$h")
-  check_ports "$h" $((h + 1)) $((h + 2))
+  check_ports "$h" $((h + 1000)) $((h + 2))
   echo "127.0.0.1:$h raft_port=$((h + 2))" >>"$CONF"
 done
 log "starting a 3-node Batata cluster (HTTP ports ${HTTP[*]})"
 NODE_PIDS=()
 for i in 1 2 3; do
   h=${HTTP[i - 1]}
-  spawn "node$i" BATATA_SERVER_PORT="$h" BATATA_SDK_PORT=$((h + 1)) BATATA_CLUSTER_PORT=$((h + 2)) \
+  # The SDK port is the HTTP port + 1000: Nacos clients (and batata-bench) derive it that way.
+  spawn "node$i" BATATA_SERVER_PORT="$h" BATATA_SDK_PORT=$((h + 1000)) BATATA_CLUSTER_PORT=$((h + 2)) \
     BATATA_CONSUL_PORT=0 BATATA_DEPLOYMENT_TYPE=server BATATA_DATA_DIR="$DATA/n$i" \
     BATATA_SERVER_IP=127.0.0.1 BATATA_BIND_ADDRESS=127.0.0.1 BATATA_CLUSTER_BIND_ADDRESS=127.0.0.1 \
     BATATA_CLUSTER_SECRET="$SECRET" BATATA_CLUSTER_LOOKUP_TYPE=file BATATA_CLUSTER_CONF="$CONF" \
