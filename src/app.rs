@@ -156,6 +156,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         node.clone(),
         ConfigService::new(node.clone(), settings.config_max_content_bytes),
         ready_index,
+        settings.sdk_max_connections,
     );
     sdk.spawn_tasks();
     let sdk_addr = settings.sdk_bind_addr();

@@ -79,7 +79,7 @@ impl ConfigService {
         ConfigService { node, max_content }
     }
 
-    pub(super) fn node(&self) -> &RaftNode {
+    pub(crate) fn node(&self) -> &RaftNode {
         &self.node
     }
 
@@ -87,7 +87,7 @@ impl ConfigService {
         self.max_content
     }
 
-    pub async fn publish(&self, key: ConfigKey, content: String, opts: PublishOptions) -> Result<u64, DomainError> {
+    pub(super) fn check_content(&self, content: &str) -> Result<(), DomainError> {
         if content.is_empty() {
             return Err(DomainError::Invalid("content is required".into()));
         }
@@ -98,6 +98,11 @@ impl ConfigService {
                 self.max_content
             )));
         }
+        Ok(())
+    }
+
+    pub async fn publish(&self, key: ConfigKey, content: String, opts: PublishOptions) -> Result<u64, DomainError> {
+        self.check_content(&content)?;
         let mut meta = opts.meta;
         if meta.config_type.is_empty() {
             meta.config_type = "text".into();
@@ -145,12 +150,13 @@ pub struct ListenKey {
 impl ConfigService {
     /// Indexes of `keys` whose stored md5 differs from the client's (a missing config has md5 "").
     /// Served from the in-memory md5 index: no storage read.
-    pub fn changed_now(&self, keys: &[ListenKey]) -> Result<Vec<usize>, DomainError> {
+    /// `client_ip` picks the beta version where one serves that IP.
+    pub fn changed_now(&self, keys: &[ListenKey], client_ip: &str) -> Result<Vec<usize>, DomainError> {
         let sm = &self.node.sm;
         Ok(keys
             .iter()
             .enumerate()
-            .filter(|(_, k)| sm.config_md5(&k.key).as_deref().unwrap_or("") != k.md5)
+            .filter(|(_, k)| sm.config_md5_for(&k.key, client_ip).as_deref().unwrap_or("") != k.md5)
             .map(|(i, _)| i)
             .collect())
     }
@@ -158,13 +164,16 @@ impl ConfigService {
     /// Long polling: answers at once when a key already differs, else when one of the keys
     /// changes (a change committed through any node reaches every node's change hub), else
     /// with nothing after `hold`.
-    pub async fn wait_changed(&self, keys: &[ListenKey], hold: std::time::Duration) -> Result<Vec<usize>, DomainError> {
+    pub async fn wait_changed(
+        &self,
+        keys: &[ListenKey],
+        client_ip: &str,
+        hold: std::time::Duration,
+    ) -> Result<Vec<usize>, DomainError> {
         use tokio::sync::broadcast::error::RecvError;
-
-        use crate::state_machine::command::Change;
         // Subscribe before the first comparison so no change can slip between the two.
         let mut rx = self.node.sm.hub().subscribe();
-        let now = self.changed_now(keys)?;
+        let now = self.changed_now(keys, client_ip)?;
         if !now.is_empty() {
             return Ok(now);
         }
@@ -175,13 +184,10 @@ impl ConfigService {
                 Err(_) => return Ok(Vec::new()),
                 Ok(Err(RecvError::Closed)) => return Ok(Vec::new()),
                 Ok(Err(RecvError::Lagged(_))) => true,
-                Ok(Ok(ev)) => ev.changes.iter().any(|c| match c {
-                    Change::ConfigUpdated { key, .. } | Change::ConfigRemoved { key } => watched.contains(key),
-                    Change::Reset => true,
-                }),
+                Ok(Ok(ev)) => ev.changes.iter().any(|c| c.config_key().is_none_or(|k| watched.contains(k))),
             };
             if recheck {
-                let changed = self.changed_now(keys)?;
+                let changed = self.changed_now(keys, client_ip)?;
                 if !changed.is_empty() {
                     return Ok(changed);
                 }

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod config_admin;
+pub mod config_beta;
 pub mod config_zip;
 pub mod namespace;
 pub mod snapshot;

@@ -60,8 +60,41 @@ fn search_row(k: &ConfigKey, c: &ConfigItem) -> serde_json::Value {
     })
 }
 
-async fn get_config(State(st): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+fn is_beta(p: &std::collections::HashMap<String, String>) -> bool {
+    p.get("beta").is_some_and(|v| v == "true")
+}
+
+/// `GET ?beta=true`: the beta version's details (Nacos answers `data: null` when there is none).
+async fn beta_info(st: &AppState, p: &std::collections::HashMap<String, String>) -> Response {
+    let key = match key_of(p) {
+        Ok(k) => k,
+        Err(e) => return nacos_error(e),
+    };
+    match st.config.get_beta(&key, consistency(p)).await {
+        Ok(b) => axum::Json(serde_json::json!({
+            "code": 200,
+            "message": "query beta ok",
+            "data": b.map(|b| serde_json::json!({
+                "id": b.item.create_index.to_string(), "dataId": key.data_id, "group": key.group,
+                "tenant": key.namespace, "content": b.item.content, "md5": b.item.md5, "betaIps": b.beta_ips,
+                "appName": b.item.meta.app_name, "type": b.item.meta.config_type,
+            })),
+        }))
+        .into_response(),
+        Err(e) => nacos_error(e),
+    }
+}
+
+async fn get_config(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     let p = params(q.as_deref(), &headers, &[]);
+    if is_beta(&p) {
+        return beta_info(&st, &p).await;
+    }
     // `search=accurate|blur` turns the read into a paged search (the console's list).
     if p.contains_key("search") {
         return match super::nacos_v3::search_page(&st, &p, search_row).await {
@@ -73,8 +106,8 @@ async fn get_config(State(st): State<AppState>, RawQuery(q): RawQuery, headers: 
         Ok(k) => k,
         Err(e) => return nacos_error(e),
     };
-    match st.config.get(&key, consistency(&p)).await {
-        Ok(Some(item)) => {
+    match st.config.get_for(&key, &peer.ip().to_string(), consistency(&p)).await {
+        Ok(Some((item, beta))) => {
             let mut resp = (StatusCode::OK, item.content).into_response();
             let h = resp.headers_mut();
             let mut set = |k: &'static str, v: &str| {
@@ -92,6 +125,9 @@ async fn get_config(State(st): State<AppState>, RawQuery(q): RawQuery, headers: 
             set("Expires", "0");
             if !item.meta.encrypted_data_key.is_empty() {
                 set("Encrypted-Data-Key", &item.meta.encrypted_data_key);
+            }
+            if beta {
+                set("isBeta", "true");
             }
             resp
         }
@@ -116,7 +152,13 @@ async fn publish_config(
         return nacos_error(DomainError::Invalid("content is required".into()));
     };
     let opts = publish_options(&p, &headers, peer, "config_tags", "src_user");
-    match st.config.publish(key, content, opts).await {
+    // `betaIps` (a header, as clients send it) publishes a beta version for those IPs only.
+    let beta_ips = headers.get("betaIps").and_then(|v| v.to_str().ok()).or(p.get("betaIps").map(String::as_str));
+    let done = match beta_ips.map(str::trim).filter(|b| !b.is_empty()) {
+        Some(ips) => st.config.publish_beta(key, content, ips, opts).await,
+        None => st.config.publish(key, content, opts).await,
+    };
+    match done {
         Ok(_) => (StatusCode::OK, "true").into_response(),
         Err(DomainError::Conflict(_)) => (StatusCode::OK, "false").into_response(),
         Err(e) => nacos_error(e),
@@ -135,6 +177,14 @@ async fn delete_config(
         Ok(k) => k,
         Err(e) => return nacos_error(e),
     };
+    if is_beta(&p) {
+        return match st.config.remove_beta(key).await {
+            Ok(_) => {
+                axum::Json(serde_json::json!({"code": 200, "message": "stop beta ok", "data": true})).into_response()
+            }
+            Err(e) => nacos_error(e),
+        };
+    }
     let user = p.get("src_user").cloned().unwrap_or_default();
     match st.config.remove(key, user, peer.ip().to_string()).await {
         Ok(_) => (StatusCode::OK, "true").into_response(),

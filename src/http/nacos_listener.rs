@@ -81,7 +81,14 @@ fn render(records: &[Record], changed: &[usize]) -> String {
     out
 }
 
-async fn listen(State(st): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+async fn listen(
+    State(st): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ip = peer.ip().to_string();
     let p = params(q.as_deref(), &headers, &body);
     let Some(raw) = p.get("Listening-Configs") else {
         return nacos_error(DomainError::Invalid("Listening-Configs is required".into()));
@@ -98,9 +105,9 @@ async fn listen(State(st): State<AppState>, RawQuery(q): RawQuery, headers: Head
         Some(t) if !no_hangup => {
             // Nacos holds for the client's timeout minus a margin, but at least 10 s.
             let hold = Duration::from_millis(t.saturating_sub(500).max(10_000));
-            st.config.wait_changed(&keys, hold).await
+            st.config.wait_changed(&keys, &ip, hold).await
         }
-        _ => st.config.changed_now(&keys),
+        _ => st.config.changed_now(&keys, &ip),
     };
     match result {
         Ok(changed) => (

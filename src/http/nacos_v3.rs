@@ -44,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         r = r
             .route(&format!("{base}/config"), get(detail).post(publish).delete(remove))
             .route(&format!("{base}/config/list"), get(list))
+            .route(&format!("{base}/config/beta"), get(beta_get).delete(beta_stop))
             .route(&format!("{base}/config/searchDetail"), get(list))
             .route(&format!("{base}/config/export"), get(export))
             .route(&format!("{base}/config/export2"), get(export))
@@ -205,6 +206,35 @@ pub async fn search_page(
         "pagesAvailable": page.pages_available(),
         "pageItems": page.items.iter().map(|(k, c)| row(k, c)).collect::<Vec<_>>(),
     }))
+}
+
+async fn beta_get(State(st): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+    let p = params(q.as_deref(), &headers, &[]);
+    reply(
+        async {
+            let key = key_of(&p)?;
+            Ok(match st.config.get_beta(&key, consistency(&p)).await? {
+                Some(b) => {
+                    let mut v = detail_json(&key, &b.item);
+                    v["betaIps"] = json!(b.beta_ips);
+                    v
+                }
+                None => Value::Null,
+            })
+        }
+        .await,
+    )
+}
+
+async fn beta_stop(State(st): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+    let p = params(q.as_deref(), &headers, &body);
+    reply(
+        async {
+            let key = key_of(&p)?;
+            Ok(json!(st.config.remove_beta(key).await?))
+        }
+        .await,
+    )
 }
 
 async fn list(State(st): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {

@@ -146,6 +146,8 @@ pub struct Settings {
     pub otel: Otel,
     pub raft: RaftSettings,
     pub max_body_bytes: usize,
+    /// SDK connections this node holds at most; more are refused (the client tries another node).
+    pub sdk_max_connections: usize,
     pub config_max_content_bytes: usize,
     /// Days config history rows are kept (`nacos.config.retention.days`, as in Nacos).
     pub config_history_retention_days: u64,
@@ -224,6 +226,7 @@ impl Default for Settings {
             otel: Otel::default(),
             raft: RaftSettings::default(),
             max_body_bytes: 10 * 1024 * 1024,
+            sdk_max_connections: 20_000,
             config_max_content_bytes: 1024 * 1024,
             config_history_retention_days: 30,
             shutdown_grace_ms: 10_000,
@@ -379,6 +382,7 @@ fn build(l: &mut Loader) -> Result<Settings, SettingsError> {
     l.set(&mut r.max_in_snapshot_log_to_keep, "raft.max-in-snapshot-log-to-keep", "", to_u64)?;
     l.set(&mut r.install_snapshot_timeout_ms, "raft.install-snapshot-timeout-ms", "", to_u64)?;
     l.set(&mut s.max_body_bytes, "server.max-body-bytes", "BATATA_MAX_BODY_BYTES", to_usize)?;
+    l.set(&mut s.sdk_max_connections, "nacos.sdk.max-connections", "BATATA_SDK_MAX_CONNECTIONS", to_usize)?;
     l.set(&mut s.config_max_content_bytes, "nacos.config.max-content-bytes", "BATATA_CONFIG_MAX_CONTENT_BYTES", to_usize)?;
     l.set(&mut s.config_history_retention_days, "nacos.config.retention.days", "BATATA_CONFIG_RETENTION_DAYS", to_u64)?;
     l.set(&mut s.shutdown_grace_ms, "server.shutdown-grace-ms", "", to_u64)?;
@@ -423,6 +427,7 @@ fn validate(l: &Loader, s: &Settings) -> Result<(), SettingsError> {
         format!("raft.election-timeout-max-ms ({max}) must be greater than raft.election-timeout-min-ms ({min})"))?;
     check(s.raft.snapshot_logs_since_last >= 1, "raft.snapshot-logs-since-last", at_least_1())?;
     check(s.max_body_bytes >= 1, "server.max-body-bytes", at_least_1())?;
+    check(s.sdk_max_connections >= 1, "nacos.sdk.max-connections", at_least_1())?;
     check(s.config_max_content_bytes >= 1, "nacos.config.max-content-bytes", at_least_1())?;
     check(s.config_history_retention_days >= 1, "nacos.config.retention.days", at_least_1())?;
     parse_list(&s.cluster_members, s.server_port).map_err(|m| l.err("cluster.members", m))?;

@@ -41,6 +41,8 @@ impl Command {
             Command::Sys(SysCmd::PurgeHistory { .. }) => "sys.purge_history",
             Command::Config(ConfigCmd::Publish(_)) => "config.publish",
             Command::Config(ConfigCmd::Remove { .. }) => "config.remove",
+            Command::Config(ConfigCmd::PublishBeta { .. }) => "config.publish_beta",
+            Command::Config(ConfigCmd::RemoveBeta { .. }) => "config.remove_beta",
             Command::Namespace(NamespaceCmd::Create { .. }) => "namespace.create",
             Command::Namespace(NamespaceCmd::Update { .. }) => "namespace.update",
             Command::Namespace(NamespaceCmd::Delete { .. }) => "namespace.delete",
@@ -103,6 +105,34 @@ pub enum ConfigCmd {
         src_user: String,
         src_ip: String,
     },
+    /// Publish a beta version served only to clients whose IP is in `beta_ips` (comma-separated).
+    PublishBeta {
+        publish: Box<ConfigPublish>,
+        beta_ips: String,
+    },
+    /// Stop the beta of a config: every client gets the normal version again.
+    RemoveBeta {
+        key: ConfigKey,
+    },
+}
+
+/// A stored beta version of a config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BetaItem {
+    pub item: ConfigItem,
+    pub beta_ips: String,
+}
+
+impl BetaItem {
+    /// Whether `ip` is one of the beta IPs.
+    pub fn serves(&self, ip: &str) -> bool {
+        beta_ip_matches(&self.beta_ips, ip)
+    }
+}
+
+/// Whether `ip` is in a comma-separated list of beta IPs.
+pub fn beta_ip_matches(list: &str, ip: &str) -> bool {
+    !ip.is_empty() && list.split(',').any(|b| b.trim() == ip)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,6 +206,28 @@ pub enum Change {
     },
     /// Data was replaced wholesale (restore or snapshot install): consumers must resync.
     Reset,
+    /// A beta version was published (or replaced) for these IPs.
+    BetaUpdated {
+        key: ConfigKey,
+        md5: String,
+        beta_ips: String,
+    },
+    BetaRemoved {
+        key: ConfigKey,
+    },
+}
+
+impl Change {
+    /// The config a change concerns (`None` for a reset, which concerns all).
+    pub fn config_key(&self) -> Option<&ConfigKey> {
+        match self {
+            Change::ConfigUpdated { key, .. }
+            | Change::ConfigRemoved { key }
+            | Change::BetaUpdated { key, .. }
+            | Change::BetaRemoved { key } => Some(key),
+            Change::Reset => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use rocksdb::WriteBatch;
 use rocksdb::DB;
 
 use super::command::Applied;
+use super::command::BetaItem;
 use super::command::Change;
 use super::command::ConfigCmd;
 use super::command::ConfigItem;
@@ -15,6 +16,19 @@ use super::StoreResult;
 
 fn key_bytes(k: &ConfigKey) -> Vec<u8> {
     schema::config_key(&k.namespace, &k.group, &k.data_id)
+}
+
+/// The inverse of [`key_bytes`].
+fn parse_key(k: &[u8]) -> Option<ConfigKey> {
+    let mut parts = k.split(|b| *b == schema::SEP);
+    let (Some(ns), Some(g), Some(d)) = (parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    Some(ConfigKey {
+        namespace: String::from_utf8_lossy(ns).into_owned(),
+        group: String::from_utf8_lossy(g).into_owned(),
+        data_id: String::from_utf8_lossy(d).into_owned(),
+    })
 }
 
 pub fn get(db: &DB, key: &ConfigKey) -> StoreResult<Option<ConfigItem>> {
@@ -35,15 +49,7 @@ pub fn list(db: &DB, namespace: Option<&str>) -> StoreResult<Vec<(ConfigKey, Con
         if !k.starts_with(&prefix) {
             break;
         }
-        let mut parts = k.split(|b| *b == schema::SEP);
-        let (Some(ns), Some(g), Some(d)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
-        let key = ConfigKey {
-            namespace: String::from_utf8_lossy(ns).into_owned(),
-            group: String::from_utf8_lossy(g).into_owned(),
-            data_id: String::from_utf8_lossy(d).into_owned(),
-        };
+        let Some(key) = parse_key(&k) else { continue };
         out.push((key, schema::decode(&v)?));
     }
     Ok(out)
@@ -88,7 +94,54 @@ pub fn apply(db: &DB, b: &mut WriteBatch, ctx: &ApplyCtx, cmd: &ConfigCmd) -> St
             put_history(db, b, ctx, key, 'D', old)?;
             Ok((Applied::Ok { index: ctx.index }, vec![Change::ConfigRemoved { key: key.clone() }]))
         }
+        ConfigCmd::PublishBeta { publish: p, beta_ips } => {
+            let bcf = super::cf(db, schema::CF_CONFIG_BETA)?;
+            let existing = get_beta(db, &p.key)?;
+            let (create_time_ms, create_index) = existing
+                .as_ref()
+                .map(|c| (c.item.create_time_ms, c.item.create_index))
+                .unwrap_or((ctx.time_ms, ctx.index));
+            let item = ConfigItem {
+                content: p.content.clone(),
+                md5: p.md5.clone(),
+                meta: p.meta.clone(),
+                create_time_ms,
+                modify_time_ms: ctx.time_ms,
+                create_index,
+                modify_index: ctx.index,
+            };
+            b.put_cf(bcf, key_bytes(&p.key), schema::encode(&BetaItem { item, beta_ips: beta_ips.clone() }));
+            let change = Change::BetaUpdated { key: p.key.clone(), md5: p.md5.clone(), beta_ips: beta_ips.clone() };
+            Ok((Applied::Ok { index: ctx.index }, vec![change]))
+        }
+        ConfigCmd::RemoveBeta { key } => {
+            if get_beta(db, key)?.is_none() {
+                return Ok((Applied::NotFound, vec![]));
+            }
+            b.delete_cf(super::cf(db, schema::CF_CONFIG_BETA)?, key_bytes(key));
+            Ok((Applied::Ok { index: ctx.index }, vec![Change::BetaRemoved { key: key.clone() }]))
+        }
     }
+}
+
+pub fn get_beta(db: &DB, key: &ConfigKey) -> StoreResult<Option<BetaItem>> {
+    let cf = super::cf(db, schema::CF_CONFIG_BETA)?;
+    match db.get_pinned_cf(cf, key_bytes(key)).map_err(super::io_err)? {
+        Some(v) => Ok(Some(schema::decode(&v)?)),
+        None => Ok(None),
+    }
+}
+
+/// Every beta version (few: betas are short-lived), for the in-memory index.
+pub fn list_betas(db: &DB) -> StoreResult<Vec<(ConfigKey, BetaItem)>> {
+    let cf = super::cf(db, schema::CF_CONFIG_BETA)?;
+    let mut out = Vec::new();
+    for item in db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
+        let (k, v) = item.map_err(super::io_err)?;
+        let Some(key) = parse_key(&k) else { continue };
+        out.push((key, schema::decode(&v)?));
+    }
+    Ok(out)
 }
 
 fn put_history(

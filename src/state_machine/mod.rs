@@ -68,7 +68,14 @@ pub(crate) struct Inner {
     /// md5 of every stored config, so listener checks (long polls, gRPC batch listens) never
     /// touch RocksDB. Updated right after each apply batch is written and before the change is
     /// published; rebuilt on open and whenever the data is replaced wholesale.
-    md5_index: RwLock<HashMap<ConfigKey, String>>,
+    md5_index: RwLock<Md5Index>,
+}
+
+/// md5 of every config, and md5 plus IPs of every beta version.
+#[derive(Default)]
+struct Md5Index {
+    normal: HashMap<ConfigKey, String>,
+    beta: HashMap<ConfigKey, (String, String)>,
 }
 
 /// What `state_checksum` reports.
@@ -82,8 +89,11 @@ pub struct StateChecksum {
     pub configs: u64,
 }
 
-fn md5_index_of(db: &DB) -> StoreResult<HashMap<ConfigKey, String>> {
-    Ok(config_store::list(db, None)?.into_iter().map(|(k, item)| (k, item.md5)).collect())
+fn md5_index_of(db: &DB) -> StoreResult<Md5Index> {
+    Ok(Md5Index {
+        normal: config_store::list(db, None)?.into_iter().map(|(k, item)| (k, item.md5)).collect(),
+        beta: config_store::list_betas(db)?.into_iter().map(|(k, b)| (k, (b.item.md5, b.beta_ips))).collect(),
+    })
 }
 
 /// Handle to the state machine; clones share one database.
@@ -136,7 +146,16 @@ impl StateMachineStore {
     /// The md5 of a stored config, from memory.
     pub fn config_md5(&self, key: &ConfigKey) -> Option<String> {
         let g = self.inner.md5_index.read().unwrap_or_else(|e| e.into_inner());
-        g.get(key).cloned()
+        g.normal.get(key).cloned()
+    }
+
+    /// The md5 a client at `ip` should hold: the beta version's when it serves that IP.
+    pub fn config_md5_for(&self, key: &ConfigKey, ip: &str) -> Option<String> {
+        let g = self.inner.md5_index.read().unwrap_or_else(|e| e.into_inner());
+        match g.beta.get(key) {
+            Some((md5, ips)) if command::beta_ip_matches(ips, ip) => Some(md5.clone()),
+            _ => g.normal.get(key).cloned(),
+        }
     }
 
     /// Brings the md5 index up to date with an applied entry's changes, then tells the hub.
@@ -151,10 +170,16 @@ impl StateMachineStore {
                     for c in &changes {
                         match c {
                             Change::ConfigUpdated { key, md5 } => {
-                                g.insert(key.clone(), md5.clone());
+                                g.normal.insert(key.clone(), md5.clone());
                             }
                             Change::ConfigRemoved { key } => {
-                                g.remove(key);
+                                g.normal.remove(key);
+                            }
+                            Change::BetaUpdated { key, md5, beta_ips } => {
+                                g.beta.insert(key.clone(), (md5.clone(), beta_ips.clone()));
+                            }
+                            Change::BetaRemoved { key } => {
+                                g.beta.remove(key);
                             }
                             Change::Reset => {}
                         }

@@ -34,14 +34,18 @@ pub const CF_HISTORY_ID: &str = "config_history_id";
 /// `namespace`: namespace id -> `NamespaceItem` (custom namespaces; `public` is implicit).
 pub const CF_NAMESPACE: &str = "namespace";
 
+/// `config_beta`: [`config_key`] -> `BetaItem`, the beta (gray by client IP) version of a
+/// config, kept beside the normal one until the beta is stopped (Nacos `config_info_beta`).
+pub const CF_CONFIG_BETA: &str = "config_beta";
+
 /// Column families that hold domain data: restored by `Sys::Restore` and covered by the state
 /// checksum. System families (meta, dedup, changes) are node bookkeeping.
-pub const DATA_CFS: &[&str] = &[CF_CONFIG, CF_HISTORY, CF_HISTORY_ID, CF_NAMESPACE];
+pub const DATA_CFS: &[&str] = &[CF_CONFIG, CF_HISTORY, CF_HISTORY_ID, CF_NAMESPACE, CF_CONFIG_BETA];
 
 /// Every column family, in a fixed order. The index of a family in this list is its id in the
 /// snapshot file format, so append only.
 pub const ALL_CFS: &[&str] =
-    &[CF_META, CF_CONFIG, CF_DEDUP, CF_DEDUP_IDX, CF_CHANGES, CF_HISTORY, CF_HISTORY_ID, CF_NAMESPACE];
+    &[CF_META, CF_CONFIG, CF_DEDUP, CF_DEDUP_IDX, CF_CHANGES, CF_HISTORY, CF_HISTORY_ID, CF_NAMESPACE, CF_CONFIG_BETA];
 
 /// `sm_meta` key: last applied log id (`Option<LogId>`).
 pub const META_LAST_APPLIED: &[u8] = b"last_applied";

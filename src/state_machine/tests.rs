@@ -151,3 +151,34 @@ fn md5_index_follows_applied_changes_and_rebuilds_on_reset() {
     let reopened = super::StateMachineStore::open(dir.path()).unwrap();
     assert!(reopened.config_md5(&key("b")).is_some(), "the index is built when the store opens");
 }
+
+#[test]
+fn beta_versions_live_beside_the_config_and_steer_the_md5_a_client_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = super::StateMachineStore::open(dir.path()).unwrap();
+    let db = store.db();
+    let mut st = AppliedState::default();
+    let (_, ch) = apply_entry(&db, &entry(1, 10, None, publish("a", "normal", None)), &mut st).unwrap();
+    store.publish_changes(1, ch).unwrap();
+    let Command::Config(ConfigCmd::Publish(p)) = publish("a", "beta", None) else { unreachable!() };
+    let beta = Command::Config(ConfigCmd::PublishBeta { publish: p, beta_ips: "10.0.0.9".into() });
+    let (applied, ch) = apply_entry(&db, &entry(2, 11, None, beta), &mut st).unwrap();
+    assert_eq!(applied, Applied::Ok { index: 2 });
+    store.publish_changes(2, ch).unwrap();
+    let (n, b) = (format!("{:x}", md5::compute("normal")), format!("{:x}", md5::compute("beta")));
+    assert_eq!(
+        config_store::get(&db, &key("a")).unwrap().unwrap().content,
+        "normal",
+        "the normal version is untouched"
+    );
+    assert_eq!(store.config_md5_for(&key("a"), "10.0.0.9"), Some(b.clone()));
+    assert_eq!(store.config_md5_for(&key("a"), "10.0.0.8"), Some(n.clone()));
+    assert_eq!(store.config_md5(&key("a")), Some(n.clone()));
+    let stop = Command::Config(ConfigCmd::RemoveBeta { key: key("a") });
+    let (_, ch) = apply_entry(&db, &entry(3, 12, None, stop.clone()), &mut st).unwrap();
+    store.publish_changes(3, ch).unwrap();
+    assert_eq!(store.config_md5_for(&key("a"), "10.0.0.9"), Some(n));
+    assert!(config_store::get_beta(&db, &key("a")).unwrap().is_none());
+    let (again, _) = apply_entry(&db, &entry(4, 13, None, stop), &mut st).unwrap();
+    assert_eq!(again, Applied::NotFound);
+}

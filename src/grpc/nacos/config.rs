@@ -29,7 +29,6 @@ use crate::domain::config::ListenKey;
 use crate::domain::config::PublishOptions;
 use crate::domain::DomainError;
 use crate::domain::ReadConsistency;
-use crate::state_machine::command::Change;
 use crate::state_machine::command::ConfigKey;
 use crate::state_machine::command::ConfigMeta;
 use crate::state_machine::watch::ChangeHub;
@@ -155,7 +154,7 @@ fn consistency(inc: &Incoming) -> ReadConsistency {
     }
 }
 
-pub async fn query(svc: &ConfigService, inc: &Incoming) -> pb::Payload {
+pub async fn query(svc: &ConfigService, inc: &Incoming, conn: &Conn) -> pb::Payload {
     const KIND: &str = "ConfigQueryResponse";
     let r: QueryReq = match inc.decode() {
         Ok(r) => r,
@@ -165,8 +164,8 @@ pub async fn query(svc: &ConfigService, inc: &Incoming) -> pb::Payload {
         Ok(k) => k,
         Err(e) => return fail_for(KIND, &e),
     };
-    match svc.get(&key, consistency(inc)).await {
-        Ok(Some(item)) => wire::ok(
+    match svc.get_for(&key, &conn.client_ip, consistency(inc)).await {
+        Ok(Some((item, beta))) => wire::ok(
             KIND,
             json!({
                 "content": item.content,
@@ -174,8 +173,8 @@ pub async fn query(svc: &ConfigService, inc: &Incoming) -> pb::Payload {
                 "contentType": item.meta.config_type,
                 "encryptedDataKey": item.meta.encrypted_data_key,
                 "lastModified": item.modify_time_ms,
-                "beta": false,
-                "isBeta": false,
+                "beta": beta,
+                "isBeta": beta,
             }),
         ),
         Ok(None) => wire::fail(
@@ -200,13 +199,8 @@ pub async fn publish(svc: &ConfigService, inc: &Incoming, conn: &Conn) -> pb::Pa
     };
     let extra = |k: &str| r.addition_map.get(k).and_then(non_blank).unwrap_or("").to_string();
     // Clients send every addition key, most of them blank: blank means absent.
-    if !extra("betaIps").is_empty() || !extra("tag").is_empty() {
-        return wire::fail(
-            KIND,
-            code::INVALID_PARAM,
-            "beta and tag (gray) publishing are not supported yet",
-            Value::Null,
-        );
+    if !extra("tag").is_empty() {
+        return wire::fail(KIND, code::INVALID_PARAM, "tag (gray) publishing is not supported yet", Value::Null);
     }
     let client_ip = if inc.client_ip.is_empty() { conn.client_ip.clone() } else { inc.client_ip.clone() };
     let opts = PublishOptions {
@@ -222,7 +216,13 @@ pub async fn publish(svc: &ConfigService, inc: &Incoming, conn: &Conn) -> pb::Pa
         cas_md5: non_blank(&r.cas_md5).map(str::to_string),
         create_only: false,
     };
-    match svc.publish(key, r.content.unwrap_or_default(), opts).await {
+    let beta_ips = extra("betaIps");
+    let done = if beta_ips.is_empty() {
+        svc.publish(key, r.content.unwrap_or_default(), opts).await
+    } else {
+        svc.publish_beta(key, r.content.unwrap_or_default(), &beta_ips, opts).await
+    };
+    match done {
         Ok(_) => wire::ok(KIND, Value::Null),
         Err(e) => fail_for(KIND, &e),
     }
@@ -266,7 +266,7 @@ pub fn batch_listen(svc: &ConfigService, listeners: &Listeners, inc: &Incoming, 
     for (k, c) in keys.iter().zip(&r.config_listen_contexts) {
         listeners.add(conn.remote, k.key.clone(), non_blank(&c.tenant).map(str::to_string));
     }
-    let changed = match svc.changed_now(&keys) {
+    let changed = match svc.changed_now(&keys, &conn.client_ip) {
         Ok(c) => c,
         Err(e) => return fail_for(KIND, &e),
     };
@@ -294,11 +294,9 @@ pub async fn notify_changes(hub: ChangeHub, conns: Arc<Connections>, listeners: 
             Ok(ev) => {
                 let mut t = Vec::new();
                 for c in &ev.changes {
-                    match c {
-                        Change::ConfigUpdated { key, .. } | Change::ConfigRemoved { key } => {
-                            t.extend(listeners.listening(key).into_iter().map(|(a, tn)| (key.clone(), a, tn)))
-                        }
-                        Change::Reset => t.extend(listeners.everything()),
+                    match c.config_key() {
+                        Some(key) => t.extend(listeners.listening(key).into_iter().map(|(a, tn)| (key.clone(), a, tn))),
+                        None => t.extend(listeners.everything()),
                     }
                 }
                 t

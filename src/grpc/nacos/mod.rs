@@ -52,15 +52,16 @@ pub struct SdkServer {
     pub config_listeners: Arc<config::Listeners>,
     /// Commit index recovered at start; the node answers "starting" until it has applied it.
     pub ready_index: u64,
+    pub max_connections: usize,
 }
 
 impl SdkServer {
-    pub fn new(node: Arc<RaftNode>, config: ConfigService, ready_index: u64) -> SdkServer {
+    pub fn new(node: Arc<RaftNode>, config: ConfigService, ready_index: u64, max_connections: usize) -> SdkServer {
         let conns = Connections::new();
         let config_listeners = Arc::new(config::Listeners::default());
         let l = config_listeners.clone();
         conns.on_close(Box::new(move |c: &Conn| l.drop_conn(c.remote)));
-        SdkServer { node, config, conns, config_listeners, ready_index }
+        SdkServer { node, config, conns, config_listeners, ready_index, max_connections }
     }
 
     /// Background duties of this port: change pushes and idle-connection detection.
@@ -130,7 +131,7 @@ impl SdkServer {
         };
         conn.touch();
         match inc.kind.as_str() {
-            "ConfigQueryRequest" => config::query(&self.config, &inc).await,
+            "ConfigQueryRequest" => config::query(&self.config, &inc, &conn).await,
             "ConfigPublishRequest" => config::publish(&self.config, &inc, &conn).await,
             "ConfigRemoveRequest" => config::remove(&self.config, &inc, &conn).await,
             "ConfigBatchListenRequest" => config::batch_listen(&self.config, &self.config_listeners, &inc, &conn),
@@ -183,6 +184,7 @@ impl pb::bi_request_stream_server::BiRequestStream for SdkServer {
         let (out, rx) = Connections::outbound();
         let (close_tx, close_rx) = tokio::sync::oneshot::channel::<()>();
         let conns = self.conns.clone();
+        let max_connections = self.max_connections;
         tokio::spawn(async move {
             let mut close_tx = Some(close_tx);
             let mut conn: Option<Arc<Conn>> = None;
@@ -196,6 +198,12 @@ impl pb::bi_request_stream_server::BiRequestStream for SdkServer {
                 };
                 if inc.kind == "ConnectionSetupRequest" {
                     let Some(closer) = close_tx.take() else { continue };
+                    if conns.count() >= max_connections {
+                        // Over the limit: the stream ends unregistered, so the client's calls get
+                        // "unregistered" and it reconnects, to another node if it has one.
+                        tracing::warn!(%remote, max_connections, "SDK connection refused: connection limit reached");
+                        break;
+                    }
                     let s: SetupReq = inc.decode().unwrap_or_default();
                     let app_name = s.labels.get("AppName").cloned().unwrap_or_else(|| "-".into());
                     let c = conns.register(

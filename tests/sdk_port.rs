@@ -1,0 +1,232 @@
+//! The Nacos SDK gRPC port on the wire, field by field, with a raw client: what every SDK
+//! relies on (server check, unregistered and unknown requests, SetupAck after ability
+//! negotiation, typed failures, tenant echo) and the connection limit.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use batata::grpc::nacos::pb;
+use common::Node;
+use common::Ports;
+use serde_json::json;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tonic::transport::Channel;
+
+fn payload(kind: &str, body: Value) -> pb::Payload {
+    pb::Payload {
+        metadata: Some(pb::Metadata { r#type: kind.into(), client_ip: "10.9.8.7".into(), headers: HashMap::new() }),
+        body: Some(pb::Any { type_url: String::new(), value: serde_json::to_vec(&body).unwrap() }),
+    }
+}
+
+fn parts(p: &pb::Payload) -> (String, Value) {
+    let kind = p.metadata.as_ref().map(|m| m.r#type.clone()).unwrap_or_default();
+    (kind, serde_json::from_slice(&p.body.as_ref().unwrap().value).unwrap())
+}
+
+struct Conn {
+    unary: pb::request_client::RequestClient<Channel>,
+    out: mpsc::Sender<pb::Payload>,
+    pushes: tonic::Streaming<pb::Payload>,
+}
+
+impl Conn {
+    async fn open(n: &Node, setup: Value) -> Conn {
+        let ch = Channel::from_shared(format!("http://127.0.0.1:{}", n.ports.sdk)).unwrap().connect().await.unwrap();
+        let (out, rx) = mpsc::channel(16);
+        out.send(payload("ConnectionSetupRequest", setup)).await.unwrap();
+        let pushes = pb::bi_request_stream_client::BiRequestStreamClient::new(ch.clone())
+            .request_bi_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        Conn { unary: pb::request_client::RequestClient::new(ch), out, pushes }
+    }
+
+    async fn call(&mut self, kind: &str, body: Value) -> (String, Value) {
+        parts(&self.unary.request(payload(kind, body)).await.unwrap().into_inner())
+    }
+
+    /// Calls until the server has processed the setup (it travels on the stream).
+    async fn call_registered(&mut self, kind: &str, body: Value) -> (String, Value) {
+        for _ in 0..200 {
+            let r = self.call(kind, body.clone()).await;
+            if r.0 != "ErrorResponse" || r.1["errorCode"] != 301 {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the connection was never registered");
+    }
+
+    async fn next_push(&mut self) -> Option<(String, Value)> {
+        match tokio::time::timeout(Duration::from_secs(5), self.pushes.message()).await {
+            Ok(Ok(Some(p))) => Some(parts(&p)),
+            _ => None,
+        }
+    }
+}
+
+async fn start(root: &std::path::Path, max_conns: Option<&str>) -> Node {
+    let mut n = Node::new(root, "solo", Ports::new(), &[]);
+    if let Some(m) = max_conns {
+        n.set_env("BATATA_SDK_MAX_CONNECTIONS", m);
+    }
+    n.start();
+    common::wait_ready(&n).await;
+    n
+}
+
+#[tokio::test]
+async fn handshake_errors_and_config_flow_on_the_wire() {
+    let root = tempfile::tempdir().unwrap();
+    let n = start(root.path(), None).await;
+    // No setup yet: server check and health check are answered, anything else is 301.
+    let mut c = Conn::open(&n, json!({"clientVersion": "raw", "tenant": "", "labels": {}})).await;
+    let (kind, b) = c.call("ServerCheckRequest", json!({"headers": {}, "module": "internal"})).await;
+    assert_eq!(kind, "ServerCheckResponse");
+    assert_eq!((&b["resultCode"], &b["errorCode"], &b["success"]), (&json!(200), &json!(0), &json!(true)));
+    assert!(b["connectionId"].as_str().unwrap().contains("_127.0.0.1_"), "{b}");
+    assert_eq!(b["supportAbilityNegotiation"], true);
+    let (kind, _) = c.call("HealthCheckRequest", json!({})).await;
+    assert_eq!(kind, "HealthCheckResponse");
+
+    let (kind, b) = c.call_registered("NoSuchRequest", json!({})).await;
+    assert_eq!((kind.as_str(), &b["errorCode"]), ("ErrorResponse", &json!(302)));
+
+    // Typed failures: not found is ConfigQueryResponse 500/300 with lastModified and beta.
+    let q = json!({"dataId": "wire.txt", "group": "DEFAULT_GROUP", "tenant": ""});
+    let (kind, b) = c.call("ConfigQueryRequest", q.clone()).await;
+    assert_eq!(kind, "ConfigQueryResponse");
+    assert_eq!((&b["resultCode"], &b["errorCode"], &b["success"]), (&json!(500), &json!(300), &json!(false)));
+    assert_eq!((&b["lastModified"], &b["beta"]), (&json!(0), &json!(false)));
+    let (_, b) = c.call("ConfigPublishRequest", json!({"dataId": "bad id!", "group": "G", "content": "x"})).await;
+    assert_eq!((&b["resultCode"], &b["errorCode"]), (&json!(500), &json!(400)), "{b}");
+
+    // Listen with tenant "" (echoed as ""), then publish blank addition keys (as Go sends them):
+    // a normal publish, pushed to the listener without a tenant key.
+    let ctx = json!({"dataId": "wire.txt", "group": "DEFAULT_GROUP", "tenant": "", "md5": "x"});
+    let (kind, b) = c.call("ConfigBatchListenRequest", json!({"listen": true, "configListenContexts": [ctx]})).await;
+    assert_eq!(kind, "ConfigChangeBatchListenResponse");
+    assert_eq!(b["changedConfigs"], json!([{"dataId": "wire.txt", "group": "DEFAULT_GROUP", "tenant": ""}]));
+    let blank = json!({"tag": "", "betaIps": "", "type": "", "appName": "", "config_tags": "", "src_user": ""});
+    let publish = json!({"dataId": "wire.txt", "group": "DEFAULT_GROUP", "tenant": "public", "content": "v1",
+        "casMd5": "", "additionMap": blank});
+    let (kind, b) = c.call("ConfigPublishRequest", publish).await;
+    assert_eq!((kind.as_str(), &b["success"]), ("ConfigPublishResponse", &json!(true)), "{b}");
+    let (kind, push) = c.next_push().await.expect("a change push");
+    assert_eq!(kind, "ConfigChangeNotifyRequest");
+    assert_eq!((&push["dataId"], push.get("tenant")), (&json!("wire.txt"), None), "{push}");
+    let id = push["requestId"].as_str().expect("push requestId is a string").to_string();
+    c.out.send(payload("ConfigChangeNotifyResponse", json!({"resultCode": 200, "requestId": id}))).await.unwrap();
+    let (_, b) = c.call("ConfigQueryRequest", q).await;
+    assert_eq!(
+        (&b["content"], &b["md5"], &b["contentType"]),
+        (&json!("v1"), &json!(format!("{:x}", md5::compute("v1"))), &json!("text"))
+    );
+    assert!(b.get("tag").is_none(), "tag must be omitted (Go and Python read it as a bool)");
+
+    // A wrong casMd5 is a typed failure and changes nothing.
+    let cas = json!({"dataId": "wire.txt", "group": "DEFAULT_GROUP", "content": "v2", "casMd5": "0"});
+    let (_, b) = c.call("ConfigPublishRequest", cas).await;
+    assert_eq!((&b["resultCode"], &b["success"]), (&json!(500), &json!(false)));
+    assert_ne!(b["errorCode"], json!(0));
+}
+
+#[tokio::test]
+async fn setup_ack_only_after_ability_negotiation_and_connection_limit() {
+    let root = tempfile::tempdir().unwrap();
+    let n = start(root.path(), Some("1")).await;
+    let mut java = Conn::open(
+        &n,
+        json!({"clientVersion": "Nacos-Java-Client:v3", "tenant": "public", "labels": {},
+        "abilityTable": {"fuzzyWatch": true}}),
+    )
+    .await;
+    let (kind, b) = java.next_push().await.expect("a SetupAck");
+    assert_eq!(kind, "SetupAckRequest");
+    assert!(b["abilityTable"].is_object(), "{b}");
+    let (kind, _) = java.call_registered("ConfigQueryRequest", json!({"dataId": "a", "group": "G"})).await;
+    assert_eq!(kind, "ConfigQueryResponse");
+
+    // The limit is one connection: a second one stays unregistered and its stream ends.
+    let mut go = Conn::open(&n, json!({"clientVersion": "Nacos-Go-Client:v2.3.5", "tenant": "", "labels": {}})).await;
+    assert!(go.next_push().await.is_none(), "no SetupAck without abilityTable, and the refused stream ends");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (kind, b) = go.call("ConfigQueryRequest", json!({"dataId": "a", "group": "G"})).await;
+    assert_eq!((kind.as_str(), &b["errorCode"]), ("ErrorResponse", &json!(301)));
+}
+
+#[tokio::test]
+async fn beta_version_served_only_to_listed_ips_over_grpc_and_http() {
+    let root = tempfile::tempdir().unwrap();
+    let n = start(root.path(), None).await;
+    let c = common::client();
+    let url = n.url("/nacos/v1/cs/configs");
+    let form = [("dataId", "beta.txt"), ("group", "DEFAULT_GROUP"), ("content", "normal")];
+    assert_eq!(c.post(&url).form(&form).send().await.unwrap().text().await.unwrap(), "true");
+
+    // The raw gRPC client reports 10.9.8.7 as its IP; it listens with the normal md5.
+    let mut grpc = Conn::open(&n, json!({"clientVersion": "raw", "tenant": "", "labels": {}})).await;
+    let normal_md5 = format!("{:x}", md5::compute("normal"));
+    let ctx = json!({"dataId": "beta.txt", "group": "DEFAULT_GROUP", "tenant": "", "md5": normal_md5});
+    let (_, b) =
+        grpc.call_registered("ConfigBatchListenRequest", json!({"listen": true, "configListenContexts": [ctx]})).await;
+    assert_eq!(b["changedConfigs"], json!([]), "{b}");
+
+    // Beta for 10.9.8.7 only (header, as the v1 API takes it): the listener is told, and its
+    // query gets the beta with beta=true; an HTTP reader from 127.0.0.1 still gets the normal one.
+    let form = [("dataId", "beta.txt"), ("group", "DEFAULT_GROUP"), ("content", "beta")];
+    let r = c.post(&url).header("betaIps", "10.9.8.7,10.0.0.1").form(&form).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "true");
+    let (kind, _) = grpc.next_push().await.expect("the beta IP's listener is notified");
+    assert_eq!(kind, "ConfigChangeNotifyRequest");
+    let q = json!({"dataId": "beta.txt", "group": "DEFAULT_GROUP"});
+    let (_, b) = grpc.call("ConfigQueryRequest", q.clone()).await;
+    assert_eq!((&b["content"], &b["beta"], &b["isBeta"]), (&json!("beta"), &json!(true), &json!(true)), "{b}");
+    let plain = c.get(format!("{url}?dataId=beta.txt&group=DEFAULT_GROUP")).send().await.unwrap();
+    assert!(plain.headers().get("isBeta").is_none());
+    assert_eq!(plain.text().await.unwrap(), "normal");
+    let info: Value = c
+        .get(format!("{url}?beta=true&dataId=beta.txt&group=DEFAULT_GROUP"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&info["data"]["content"], &info["data"]["betaIps"]),
+        (&json!("beta"), &json!("10.9.8.7,10.0.0.1")),
+        "{info}"
+    );
+
+    // A beta for 127.0.0.1 reaches the HTTP reader; a bad IP list is refused and stores nothing.
+    let r = c.post(&url).header("betaIps", "127.0.0.1").form(&form).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "true");
+    let beta_read = c.get(format!("{url}?dataId=beta.txt&group=DEFAULT_GROUP")).send().await.unwrap();
+    assert_eq!(beta_read.headers()["isBeta"], "true");
+    assert_eq!(beta_read.text().await.unwrap(), "beta");
+    let r = c.post(&url).header("betaIps", "not-an-ip").form(&form).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+
+    // Stopping the beta: everyone reads the normal version again.
+    let stop: Value = c
+        .delete(format!("{url}?beta=true&dataId=beta.txt&group=DEFAULT_GROUP"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stop["data"], true, "{stop}");
+    assert_eq!(
+        c.get(format!("{url}?dataId=beta.txt&group=DEFAULT_GROUP")).send().await.unwrap().text().await.unwrap(),
+        "normal"
+    );
+    let (_, b) = grpc.call("ConfigQueryRequest", q).await;
+    assert_eq!((&b["content"], &b["beta"]), (&json!("normal"), &json!(false)));
+}
