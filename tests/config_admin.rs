@@ -118,6 +118,16 @@ async fn v3_endpoints_search_and_history() {
     );
     assert!(d["createTime"].as_u64().unwrap() > 0 && d["modifyTime"].as_u64() >= d["createTime"].as_u64());
 
+    // v1 `show=all`: every field.
+    let url = n.url("/nacos/v1/cs/configs?show=all&dataId=a.yaml&group=G1");
+    let (s, v) = json(client().get(url).send().await.unwrap()).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (&v["appName"], &v["desc"], &v["configTags"], &v["type"]),
+        (&"app1".into(), &"d".into(), &"t1,t2".into(), &"yaml".into())
+    );
+    assert_eq!((&v["tenant"], &v["content"]), (&"public".into(), &"a: 1".into()));
+
     // The client read carries a ConfigQueryResponse-shaped object.
     let (s, v) =
         json(client().get(n.url("/nacos/v3/client/cs/config?dataId=c.json&groupName=G2")).send().await.unwrap()).await;

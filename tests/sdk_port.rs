@@ -230,3 +230,23 @@ async fn beta_version_served_only_to_listed_ips_over_grpc_and_http() {
     let (_, b) = grpc.call("ConfigQueryRequest", q).await;
     assert_eq!((&b["content"], &b["beta"]), (&json!("normal"), &json!(false)));
 }
+
+#[tokio::test]
+async fn client_config_metrics_are_asked_over_the_push_stream() {
+    let root = tempfile::tempdir().unwrap();
+    let n = start(root.path(), None).await;
+    let mut c = Conn::open(&n, json!({"clientVersion": "raw", "tenant": "", "labels": {}})).await;
+    c.call_registered("ConfigQueryRequest", json!({"dataId": "m", "group": "G"})).await;
+    let url = n.url("/nacos/v3/admin/cs/metrics/ip?ip=10.9.8.7&dataId=m&groupName=G");
+    let http =
+        tokio::spawn(async move { common::client().get(url).send().await.unwrap().json::<Value>().await.unwrap() });
+    let (kind, push) = c.next_push().await.expect("a metrics request");
+    assert_eq!(kind, "ClientConfigMetricRequest");
+    assert_eq!(push["metricsKeys"][0], json!({"type": "cacheData", "key": "m+G+public"}), "{push}");
+    let answer = json!({"resultCode": 200, "requestId": push["requestId"], "metrics": {"m+G+public": "abc"}});
+    c.out.send(payload("ClientConfigMetricResponse", answer)).await.unwrap();
+    let v = http.await.unwrap();
+    assert_eq!(v["data"], json!({"m+G+public": "abc"}), "{v}");
+    let r = common::client().get(n.url("/nacos/v1/cs/metrics/ip")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400, "ip is required");
+}

@@ -39,6 +39,8 @@ pub struct AppState {
     pub data_dir: std::path::PathBuf,
     /// Empty when none is configured.
     pub cluster_secret: Arc<String>,
+    /// The SDK port's connections on this node (for client metrics).
+    pub sdk_conns: Arc<crate::grpc::nacos::connections::Connections>,
 }
 
 /// Builds the router served on the main port (Nacos under the context path, Consul and

@@ -60,6 +60,17 @@ fn search_row(k: &ConfigKey, c: &ConfigItem) -> serde_json::Value {
     })
 }
 
+/// `show=all`: every field of the config (Nacos `ConfigAllInfo`).
+fn all_info(k: &ConfigKey, c: &ConfigItem) -> serde_json::Value {
+    serde_json::json!({
+        "id": c.create_index.to_string(), "dataId": k.data_id, "group": k.group, "tenant": k.namespace,
+        "content": c.content, "md5": c.md5, "appName": c.meta.app_name, "type": c.meta.config_type,
+        "desc": c.meta.desc, "configTags": c.meta.tags, "encryptedDataKey": c.meta.encrypted_data_key,
+        "createUser": c.meta.src_user, "createIp": c.meta.src_ip, "createTime": c.create_time_ms,
+        "modifyTime": c.modify_time_ms, "use": "", "effect": "", "schema": "",
+    })
+}
+
 fn is_beta(p: &std::collections::HashMap<String, String>) -> bool {
     p.get("beta").is_some_and(|v| v == "true")
 }
@@ -106,6 +117,13 @@ async fn get_config(
         Ok(k) => k,
         Err(e) => return nacos_error(e),
     };
+    if p.get("show").is_some_and(|v| v == "all") {
+        return match st.config.get(&key, consistency(&p)).await {
+            Ok(Some(c)) => axum::Json(all_info(&key, &c)).into_response(),
+            Ok(None) => (StatusCode::NOT_FOUND, "config data not exist\n").into_response(),
+            Err(e) => nacos_error(e),
+        };
+    }
     match st.config.get_for(&key, &peer.ip().to_string(), consistency(&p)).await {
         Ok(Some((item, beta))) => {
             let mut resp = (StatusCode::OK, item.content).into_response();

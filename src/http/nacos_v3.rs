@@ -39,12 +39,14 @@ pub fn routes() -> Router<AppState> {
         .route("/v3/client/cs/config", get(client_get))
         .route("/v2/cs/history", get(history))
         .route("/v2/cs/history/list", get(history))
-        .route("/v2/cs/history/previous", get(history_previous));
+        .route("/v2/cs/history/previous", get(history_previous))
+        .route("/v1/cs/metrics/ip", get(client_metrics));
     for base in ["/v3/admin/cs", "/v3/console/cs", "/v3/cs"] {
         r = r
             .route(&format!("{base}/config"), get(detail).post(publish).delete(remove))
             .route(&format!("{base}/config/list"), get(list))
             .route(&format!("{base}/config/beta"), get(beta_get).delete(beta_stop))
+            .route(&format!("{base}/metrics/ip"), get(client_metrics))
             .route(&format!("{base}/config/searchDetail"), get(list))
             .route(&format!("{base}/config/export"), get(export))
             .route(&format!("{base}/config/export2"), get(export))
@@ -232,6 +234,22 @@ async fn beta_stop(State(st): State<AppState>, RawQuery(q): RawQuery, headers: H
         async {
             let key = key_of(&p)?;
             Ok(json!(st.config.remove_beta(key).await?))
+        }
+        .await,
+    )
+}
+
+/// What the SDK clients at `ip` connected to this node hold for a config (their cached and
+/// snapshot md5s), asked over their push streams.
+async fn client_metrics(State(st): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+    let p = params(q.as_deref(), &headers, &[]);
+    reply(
+        async {
+            let ip = p.get("ip").map(|v| v.trim()).filter(|v| !v.is_empty());
+            let ip = ip.ok_or_else(|| DomainError::Invalid("Required parameter 'ip' is not present".into()))?;
+            let key = if p.contains_key("dataId") { Some(key_of(&p)?) } else { None };
+            let m = crate::grpc::nacos::config::client_metrics(&st.sdk_conns, ip, key.as_ref()).await;
+            Ok(Value::Object(m))
         }
         .await,
     )

@@ -333,3 +333,28 @@ async fn push_with_retry(conns: Arc<Connections>, conn: Arc<Conn>, key: ConfigKe
     tracing::info!(id = %conn.id, "config change push retries exhausted; closing the connection");
     conns.unregister(&conn);
 }
+
+/// Asks every connection of client `ip` held by this node for its config metrics
+/// (`ClientConfigMetricRequest`): for `key`, its cached and snapshot md5s. The answers' `metrics`
+/// maps are merged.
+pub async fn client_metrics(conns: &Connections, ip: &str, key: Option<&ConfigKey>) -> serde_json::Map<String, Value> {
+    let keys = match key {
+        Some(k) => {
+            // Nacos' group key: dataId+group+tenant.
+            let gk = format!("{}+{}+{}", k.data_id, k.group, k.namespace);
+            json!([{"type": "cacheData", "key": gk}, {"type": "snapshotData", "key": gk}])
+        }
+        None => json!([]),
+    };
+    let asks = conns.all().into_iter().filter(|c| c.client_ip == ip).map(|c| {
+        let body = json!({"metricsKeys": keys, "module": "config"});
+        async move { c.ask(&conns.push_ids, "ClientConfigMetricRequest", body, PUSH_TIMEOUT).await }
+    });
+    let mut out = serde_json::Map::new();
+    for answer in futures::future::join_all(asks).await.into_iter().flatten() {
+        if let Some(Value::Object(m)) = answer.get("metrics") {
+            out.extend(m.clone());
+        }
+    }
+    out
+}

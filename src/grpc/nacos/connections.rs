@@ -68,7 +68,18 @@ impl Conn {
     }
 
     /// Pushes `kind` with a fresh request id and waits for the client's answer on the stream.
-    pub async fn push(&self, ids: &AtomicU64, kind: &str, mut body: Value, timeout: Duration) -> Result<(), PushError> {
+    pub async fn push(&self, ids: &AtomicU64, kind: &str, body: Value, timeout: Duration) -> Result<(), PushError> {
+        self.ask(ids, kind, body, timeout).await.map(|_| ())
+    }
+
+    /// Like [`Conn::push`], returning the client's answer.
+    pub async fn ask(
+        &self,
+        ids: &AtomicU64,
+        kind: &str,
+        mut body: Value,
+        timeout: Duration,
+    ) -> Result<Value, PushError> {
         let id = ids.fetch_add(1, Ordering::Relaxed).to_string();
         if let Value::Object(m) = &mut body {
             m.insert("requestId".into(), Value::String(id.clone()));
@@ -89,7 +100,7 @@ impl Conn {
                 let code = v.get("resultCode").and_then(Value::as_i64).unwrap_or(200);
                 if code == 200 {
                     self.touch();
-                    Ok(())
+                    Ok(v)
                 } else {
                     Err(PushError::Refused(v.get("message").and_then(Value::as_str).unwrap_or("").to_string()))
                 }
