@@ -250,3 +250,39 @@ async fn client_config_metrics_are_asked_over_the_push_stream() {
     let r = common::client().get(n.url("/nacos/v1/cs/metrics/ip")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400, "ip is required");
 }
+
+#[tokio::test]
+async fn tagged_versions_over_grpc_and_http() {
+    let root = tempfile::tempdir().unwrap();
+    let n = start(root.path(), None).await;
+    let mut c = Conn::open(&n, json!({"clientVersion": "raw", "tenant": "", "labels": {}})).await;
+    let publish = |content: &str, tag: &str| json!({"dataId": "tagged.txt", "group": "DEFAULT_GROUP", "content": content, "additionMap": {"tag": tag, "betaIps": ""}});
+    let (_, b) = c.call_registered("ConfigPublishRequest", publish("normal", "")).await;
+    assert_eq!(b["success"], true, "{b}");
+    let (_, b) = c.call("ConfigPublishRequest", publish("for-canary", "canary")).await;
+    assert_eq!(b["success"], true, "{b}");
+    let q = |tag: &str| json!({"dataId": "tagged.txt", "group": "DEFAULT_GROUP", "tag": tag});
+    assert_eq!(c.call("ConfigQueryRequest", q("")).await.1["content"], "normal");
+    assert_eq!(c.call("ConfigQueryRequest", q("canary")).await.1["content"], "for-canary");
+    let (_, b) = c.call("ConfigQueryRequest", q("other")).await;
+    assert_eq!((&b["resultCode"], &b["errorCode"]), (&json!(500), &json!(300)), "an unknown tag is not found: {b}");
+    let (_, b) = c.call("ConfigPublishRequest", publish("x", "far-too-long-a-tag-name")).await;
+    assert_eq!(b["errorCode"], 400, "{b}");
+
+    // HTTP v1 and v2 read the same tagged version; v1 removes it with `tag`.
+    let http = common::client();
+    let v1 = n.url("/nacos/v1/cs/configs?dataId=tagged.txt&group=DEFAULT_GROUP");
+    assert_eq!(http.get(format!("{v1}&tag=canary")).send().await.unwrap().text().await.unwrap(), "for-canary");
+    let v2: Value = http
+        .get(n.url("/nacos/v2/cs/config?dataId=tagged.txt&group=DEFAULT_GROUP&tag=canary"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v2["data"], "for-canary");
+    assert_eq!(http.delete(format!("{v1}&tag=canary")).send().await.unwrap().text().await.unwrap(), "true");
+    assert_eq!(http.get(format!("{v1}&tag=canary")).send().await.unwrap().status().as_u16(), 404);
+    assert_eq!(http.get(&v1).send().await.unwrap().text().await.unwrap(), "normal", "the normal version is untouched");
+}

@@ -1,6 +1,7 @@
-//! Beta (gray by client IP) config versions: a second version of a config served only to the
-//! listed client IPs until the beta is stopped, as Nacos' `betaIps` publishing does. The normal
-//! version is untouched meanwhile; listeners compare against the version their IP is served.
+//! Gray config versions beside the normal one, as Nacos keeps them:
+//! - **beta**: served only to the listed client IPs until the beta is stopped (`betaIps`);
+//!   listeners compare against the version their IP is served.
+//! - **tag**: versions read by clients that ask for a tag (`tag` on query, publish and remove).
 
 use super::config::md5_hex;
 use super::config::ConfigService;
@@ -65,6 +66,50 @@ impl ConfigService {
         Ok(config_store::get_beta(&self.node().sm.db(), key)?)
     }
 
+    pub async fn publish_tag(
+        &self,
+        key: ConfigKey,
+        content: String,
+        tag: &str,
+        opts: PublishOptions,
+    ) -> Result<u64, DomainError> {
+        check_tag(tag)?;
+        self.check_content(&content)?;
+        let mut meta = opts.meta;
+        if meta.config_type.is_empty() {
+            meta.config_type = "text".into();
+        }
+        let md5 = md5_hex(&content);
+        let publish = Box::new(ConfigPublish { key, content, md5, meta, cas_md5: None });
+        match self.node().write(Command::Config(ConfigCmd::PublishTag { publish, tag: tag.to_string() })).await? {
+            Applied::Ok { index } => Ok(index),
+            other => Err(DomainError::Invalid(format!("unexpected apply result {other:?}"))),
+        }
+    }
+
+    /// Removes a tagged version; false when there was none.
+    pub async fn remove_tag(&self, key: ConfigKey, tag: &str) -> Result<bool, DomainError> {
+        check_tag(tag)?;
+        match self.node().write(Command::Config(ConfigCmd::RemoveTag { key, tag: tag.to_string() })).await? {
+            Applied::Ok { .. } => Ok(true),
+            Applied::NotFound => Ok(false),
+            other => Err(DomainError::Invalid(format!("unexpected apply result {other:?}"))),
+        }
+    }
+
+    pub async fn get_tag(
+        &self,
+        key: &ConfigKey,
+        tag: &str,
+        consistency: ReadConsistency,
+    ) -> Result<Option<ConfigItem>, DomainError> {
+        check_tag(tag)?;
+        if consistency == ReadConsistency::Linearizable {
+            self.node().linearizable_barrier().await?;
+        }
+        Ok(config_store::get_tag(&self.node().sm.db(), key, tag)?)
+    }
+
     /// The version a client at `client_ip` is served, and whether it is the beta.
     pub async fn get_for(
         &self,
@@ -80,5 +125,17 @@ impl ConfigService {
             return Ok(Some((b.item, true)));
         }
         Ok(config_store::get(&db, key)?.map(|c| (c, false)))
+    }
+}
+
+/// Nacos' rule for tags: the name characters of dataId and group, at most 16 of them.
+fn check_tag(tag: &str) -> Result<(), DomainError> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 16
+        && tag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::Invalid(format!("invalid tag: {tag:?} (letters, digits, -_.: and at most 16)")))
     }
 }

@@ -124,7 +124,12 @@ async fn get_config(
             Err(e) => nacos_error(e),
         };
     }
-    match st.config.get_for(&key, &peer.ip().to_string(), consistency(&p)).await {
+    let tag = p.get("tag").map(|t| t.trim()).filter(|t| !t.is_empty());
+    let found = match tag {
+        Some(tag) => st.config.get_tag(&key, tag, consistency(&p)).await.map(|o| o.map(|i| (i, false))),
+        None => st.config.get_for(&key, &peer.ip().to_string(), consistency(&p)).await,
+    };
+    match found {
         Ok(Some((item, beta))) => {
             let mut resp = (StatusCode::OK, item.content).into_response();
             let h = resp.headers_mut();
@@ -172,9 +177,11 @@ async fn publish_config(
     let opts = publish_options(&p, &headers, peer, "config_tags", "src_user");
     // `betaIps` (a header, as clients send it) publishes a beta version for those IPs only.
     let beta_ips = headers.get("betaIps").and_then(|v| v.to_str().ok()).or(p.get("betaIps").map(String::as_str));
-    let done = match beta_ips.map(str::trim).filter(|b| !b.is_empty()) {
-        Some(ips) => st.config.publish_beta(key, content, ips, opts).await,
-        None => st.config.publish(key, content, opts).await,
+    let tag = p.get("tag").map(|t| t.trim()).filter(|t| !t.is_empty());
+    let done = match (beta_ips.map(str::trim).filter(|b| !b.is_empty()), tag) {
+        (Some(ips), _) => st.config.publish_beta(key, content, ips, opts).await,
+        (None, Some(tag)) => st.config.publish_tag(key, content, tag, opts).await,
+        (None, None) => st.config.publish(key, content, opts).await,
     };
     match done {
         Ok(_) => (StatusCode::OK, "true").into_response(),
@@ -200,6 +207,12 @@ async fn delete_config(
             Ok(_) => {
                 axum::Json(serde_json::json!({"code": 200, "message": "stop beta ok", "data": true})).into_response()
             }
+            Err(e) => nacos_error(e),
+        };
+    }
+    if let Some(tag) = p.get("tag").map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        return match st.config.remove_tag(key, tag).await {
+            Ok(_) => (StatusCode::OK, "true").into_response(),
             Err(e) => nacos_error(e),
         };
     }

@@ -88,7 +88,11 @@ async fn get_config(State(st): State<AppState>, RawQuery(q): RawQuery, headers: 
         Ok(k) => k,
         Err(r) => return r.into_response(),
     };
-    match st.config.get(&key, consistency(&p)).await {
+    let found = match p.get("tag").map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        Some(tag) => st.config.get_tag(&key, tag, consistency(&p)).await,
+        None => st.config.get(&key, consistency(&p)).await,
+    };
+    match found {
         Ok(Some(item)) => ok(json!(item.content)),
         Ok(None) => v2_error(DomainError::NotFound("config data not exist".into())),
         Err(e) => v2_error(e),

@@ -43,6 +43,8 @@ impl Command {
             Command::Config(ConfigCmd::Remove { .. }) => "config.remove",
             Command::Config(ConfigCmd::PublishBeta { .. }) => "config.publish_beta",
             Command::Config(ConfigCmd::RemoveBeta { .. }) => "config.remove_beta",
+            Command::Config(ConfigCmd::PublishTag { .. }) => "config.publish_tag",
+            Command::Config(ConfigCmd::RemoveTag { .. }) => "config.remove_tag",
             Command::Namespace(NamespaceCmd::Create { .. }) => "namespace.create",
             Command::Namespace(NamespaceCmd::Update { .. }) => "namespace.update",
             Command::Namespace(NamespaceCmd::Delete { .. }) => "namespace.delete",
@@ -113,6 +115,15 @@ pub enum ConfigCmd {
     /// Stop the beta of a config: every client gets the normal version again.
     RemoveBeta {
         key: ConfigKey,
+    },
+    /// Publish the version of a config that clients asking for `tag` read.
+    PublishTag {
+        publish: Box<ConfigPublish>,
+        tag: String,
+    },
+    RemoveTag {
+        key: ConfigKey,
+        tag: String,
     },
 }
 
@@ -215,6 +226,15 @@ pub enum Change {
     BetaRemoved {
         key: ConfigKey,
     },
+    TagUpdated {
+        key: ConfigKey,
+        tag: String,
+        md5: String,
+    },
+    TagRemoved {
+        key: ConfigKey,
+        tag: String,
+    },
 }
 
 impl Change {
@@ -224,7 +244,9 @@ impl Change {
             Change::ConfigUpdated { key, .. }
             | Change::ConfigRemoved { key }
             | Change::BetaUpdated { key, .. }
-            | Change::BetaRemoved { key } => Some(key),
+            | Change::BetaRemoved { key }
+            | Change::TagUpdated { key, .. }
+            | Change::TagRemoved { key, .. } => Some(key),
             Change::Reset => None,
         }
     }

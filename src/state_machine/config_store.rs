@@ -114,6 +114,31 @@ pub fn apply(db: &DB, b: &mut WriteBatch, ctx: &ApplyCtx, cmd: &ConfigCmd) -> St
             let change = Change::BetaUpdated { key: p.key.clone(), md5: p.md5.clone(), beta_ips: beta_ips.clone() };
             Ok((Applied::Ok { index: ctx.index }, vec![change]))
         }
+        ConfigCmd::PublishTag { publish: p, tag } => {
+            let tcf = super::cf(db, schema::CF_CONFIG_TAG)?;
+            let existing = get_tag(db, &p.key, tag)?;
+            let (create_time_ms, create_index) =
+                existing.as_ref().map(|c| (c.create_time_ms, c.create_index)).unwrap_or((ctx.time_ms, ctx.index));
+            let item = ConfigItem {
+                content: p.content.clone(),
+                md5: p.md5.clone(),
+                meta: p.meta.clone(),
+                create_time_ms,
+                modify_time_ms: ctx.time_ms,
+                create_index,
+                modify_index: ctx.index,
+            };
+            b.put_cf(tcf, tag_key_bytes(&p.key, tag), schema::encode(&item));
+            let change = Change::TagUpdated { key: p.key.clone(), tag: tag.clone(), md5: p.md5.clone() };
+            Ok((Applied::Ok { index: ctx.index }, vec![change]))
+        }
+        ConfigCmd::RemoveTag { key, tag } => {
+            if get_tag(db, key, tag)?.is_none() {
+                return Ok((Applied::NotFound, vec![]));
+            }
+            b.delete_cf(super::cf(db, schema::CF_CONFIG_TAG)?, tag_key_bytes(key, tag));
+            Ok((Applied::Ok { index: ctx.index }, vec![Change::TagRemoved { key: key.clone(), tag: tag.clone() }]))
+        }
         ConfigCmd::RemoveBeta { key } => {
             if get_beta(db, key)?.is_none() {
                 return Ok((Applied::NotFound, vec![]));
@@ -121,6 +146,18 @@ pub fn apply(db: &DB, b: &mut WriteBatch, ctx: &ApplyCtx, cmd: &ConfigCmd) -> St
             b.delete_cf(super::cf(db, schema::CF_CONFIG_BETA)?, key_bytes(key));
             Ok((Applied::Ok { index: ctx.index }, vec![Change::BetaRemoved { key: key.clone() }]))
         }
+    }
+}
+
+fn tag_key_bytes(k: &ConfigKey, tag: &str) -> Vec<u8> {
+    schema::config_tag_key(&k.namespace, &k.group, &k.data_id, tag)
+}
+
+pub fn get_tag(db: &DB, key: &ConfigKey, tag: &str) -> StoreResult<Option<ConfigItem>> {
+    let cf = super::cf(db, schema::CF_CONFIG_TAG)?;
+    match db.get_pinned_cf(cf, tag_key_bytes(key, tag)).map_err(super::io_err)? {
+        Some(v) => Ok(Some(schema::decode(&v)?)),
+        None => Ok(None),
     }
 }
 

@@ -181,6 +181,8 @@ impl StateMachineStore {
                             Change::BetaRemoved { key } => {
                                 g.beta.remove(key);
                             }
+                            // Tagged versions are read on request; listeners are only woken.
+                            Change::TagUpdated { .. } | Change::TagRemoved { .. } => {}
                             Change::Reset => {}
                         }
                     }

@@ -38,14 +38,28 @@ pub const CF_NAMESPACE: &str = "namespace";
 /// config, kept beside the normal one until the beta is stopped (Nacos `config_info_beta`).
 pub const CF_CONFIG_BETA: &str = "config_beta";
 
+/// `config_tag`: [`config_tag_key`] -> `ConfigItem`, tagged (gray by tag) versions of a config,
+/// read by clients that ask for the tag (Nacos `config_info_tag`).
+pub const CF_CONFIG_TAG: &str = "config_tag";
+
 /// Column families that hold domain data: restored by `Sys::Restore` and covered by the state
 /// checksum. System families (meta, dedup, changes) are node bookkeeping.
-pub const DATA_CFS: &[&str] = &[CF_CONFIG, CF_HISTORY, CF_HISTORY_ID, CF_NAMESPACE, CF_CONFIG_BETA];
+pub const DATA_CFS: &[&str] = &[CF_CONFIG, CF_HISTORY, CF_HISTORY_ID, CF_NAMESPACE, CF_CONFIG_BETA, CF_CONFIG_TAG];
 
 /// Every column family, in a fixed order. The index of a family in this list is its id in the
 /// snapshot file format, so append only.
-pub const ALL_CFS: &[&str] =
-    &[CF_META, CF_CONFIG, CF_DEDUP, CF_DEDUP_IDX, CF_CHANGES, CF_HISTORY, CF_HISTORY_ID, CF_NAMESPACE, CF_CONFIG_BETA];
+pub const ALL_CFS: &[&str] = &[
+    CF_META,
+    CF_CONFIG,
+    CF_DEDUP,
+    CF_DEDUP_IDX,
+    CF_CHANGES,
+    CF_HISTORY,
+    CF_HISTORY_ID,
+    CF_NAMESPACE,
+    CF_CONFIG_BETA,
+    CF_CONFIG_TAG,
+];
 
 /// `sm_meta` key: last applied log id (`Option<LogId>`).
 pub const META_LAST_APPLIED: &[u8] = b"last_applied";
@@ -80,6 +94,14 @@ pub fn config_key(namespace: &str, group: &str, data_id: &str) -> Vec<u8> {
 }
 
 /// `config_history` key of the row written at `index`.
+/// [`config_key`] \0 tag.
+pub fn config_tag_key(namespace: &str, group: &str, data_id: &str, tag: &str) -> Vec<u8> {
+    let mut k = config_key(namespace, group, data_id);
+    k.push(SEP);
+    k.extend_from_slice(tag.as_bytes());
+    k
+}
+
 pub fn history_key(namespace: &str, group: &str, data_id: &str, index: u64) -> Vec<u8> {
     let mut k = history_prefix(namespace, group, data_id);
     k.extend_from_slice(&index.to_be_bytes());

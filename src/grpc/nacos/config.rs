@@ -43,6 +43,7 @@ struct QueryReq {
     data_id: Option<String>,
     group: Option<String>,
     tenant: Option<String>,
+    tag: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -164,7 +165,12 @@ pub async fn query(svc: &ConfigService, inc: &Incoming, conn: &Conn) -> pb::Payl
         Ok(k) => k,
         Err(e) => return fail_for(KIND, &e),
     };
-    match svc.get_for(&key, &conn.client_ip, consistency(inc)).await {
+    let found = match non_blank(&r.tag) {
+        // A tagged read gets the tagged version or nothing, as in Nacos.
+        Some(tag) => svc.get_tag(&key, tag, consistency(inc)).await.map(|o| o.map(|i| (i, false))),
+        None => svc.get_for(&key, &conn.client_ip, consistency(inc)).await,
+    };
+    match found {
         Ok(Some((item, beta))) => wire::ok(
             KIND,
             json!({
@@ -199,9 +205,6 @@ pub async fn publish(svc: &ConfigService, inc: &Incoming, conn: &Conn) -> pb::Pa
     };
     let extra = |k: &str| r.addition_map.get(k).and_then(non_blank).unwrap_or("").to_string();
     // Clients send every addition key, most of them blank: blank means absent.
-    if !extra("tag").is_empty() {
-        return wire::fail(KIND, code::INVALID_PARAM, "tag (gray) publishing is not supported yet", Value::Null);
-    }
     let client_ip = if inc.client_ip.is_empty() { conn.client_ip.clone() } else { inc.client_ip.clone() };
     let opts = PublishOptions {
         meta: ConfigMeta {
@@ -217,10 +220,14 @@ pub async fn publish(svc: &ConfigService, inc: &Incoming, conn: &Conn) -> pb::Pa
         create_only: false,
     };
     let beta_ips = extra("betaIps");
-    let done = if beta_ips.is_empty() {
-        svc.publish(key, r.content.unwrap_or_default(), opts).await
+    let (content, tag) = (r.content.unwrap_or_default(), extra("tag"));
+    // Nacos' order: betaIps first, then tag, else the normal version.
+    let done = if !beta_ips.is_empty() {
+        svc.publish_beta(key, content, &beta_ips, opts).await
+    } else if !tag.is_empty() {
+        svc.publish_tag(key, content, &tag, opts).await
     } else {
-        svc.publish_beta(key, r.content.unwrap_or_default(), &beta_ips, opts).await
+        svc.publish(key, content, opts).await
     };
     match done {
         Ok(_) => wire::ok(KIND, Value::Null),
@@ -238,7 +245,11 @@ pub async fn remove(svc: &ConfigService, inc: &Incoming, conn: &Conn) -> pb::Pay
         Ok(k) => k,
         Err(e) => return fail_for(KIND, &e),
     };
-    match svc.remove(key, String::new(), conn.client_ip.clone()).await {
+    let done = match non_blank(&r.tag) {
+        Some(tag) => svc.remove_tag(key, tag).await,
+        None => svc.remove(key, String::new(), conn.client_ip.clone()).await,
+    };
+    match done {
         Ok(_) => wire::ok(KIND, Value::Null),
         Err(e) => fail_for(KIND, &e),
     }
