@@ -120,7 +120,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // Peers keep their channels open for good, so this server is not drained gracefully: it
     // runs until Raft has stopped and is then aborted.
     let cluster_server = tokio::spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(cluster_listener);
+        let incoming = nodelay_incoming(cluster_listener);
         let _ =
             tonic::transport::Server::builder().tcp_nodelay(true).add_service(svc).serve_with_incoming(incoming).await;
     });
@@ -168,7 +168,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // Clients keep their connections (and push streams) open for good: on shutdown the server
     // stops accepting and the remaining streams end with the process.
     let sdk_server = tokio::spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(sdk_listener);
+        let incoming = nodelay_incoming(sdk_listener);
         let _ = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .add_service(unary)
@@ -223,6 +223,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     sdk_server.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Accepted connections with Nagle's algorithm off. tonic's `tcp_nodelay` applies only to
+/// listeners it binds itself, not to an incoming stream handed to it; without this a reply
+/// written as several HTTP/2 frames waits for the peer's delayed ACK (~40 ms per request).
+fn nodelay_incoming(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(c) = &conn {
+            let _ = c.set_nodelay(true);
+        }
+        conn
+    })
 }
 
 async fn wait_for_signal() {
