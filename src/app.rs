@@ -36,6 +36,7 @@ fn raft_config(s: &Settings) -> anyhow::Result<openraft::Config> {
         election_timeout_min: s.raft.election_timeout_min_ms,
         election_timeout_max: s.raft.election_timeout_max_ms,
         install_snapshot_timeout: s.raft.install_snapshot_timeout_ms,
+        api_batch_linger_ms: s.raft.api_batch_linger_ms,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(s.raft.snapshot_logs_since_last),
         max_in_snapshot_log_to_keep: s.raft.max_in_snapshot_log_to_keep,
         purge_batch_size: 256,

@@ -115,6 +115,8 @@ pub struct RaftSettings {
     pub snapshot_logs_since_last: u64,
     pub max_in_snapshot_log_to_keep: u64,
     pub install_snapshot_timeout_ms: u64,
+    /// How long the leader waits for more client writes before proposing a partial batch.
+    pub api_batch_linger_ms: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -192,6 +194,7 @@ impl Default for RaftSettings {
             snapshot_logs_since_last: 10_000,
             max_in_snapshot_log_to_keep: 1000,
             install_snapshot_timeout_ms: 10_000,
+            api_batch_linger_ms: 0,
         }
     }
 }
@@ -381,6 +384,7 @@ fn build(l: &mut Loader) -> Result<Settings, SettingsError> {
     l.set(&mut r.snapshot_logs_since_last, "raft.snapshot-logs-since-last", "", to_u64)?;
     l.set(&mut r.max_in_snapshot_log_to_keep, "raft.max-in-snapshot-log-to-keep", "", to_u64)?;
     l.set(&mut r.install_snapshot_timeout_ms, "raft.install-snapshot-timeout-ms", "", to_u64)?;
+    l.set(&mut r.api_batch_linger_ms, "raft.api-batch-linger-ms", "", to_u64)?;
     l.set(&mut s.max_body_bytes, "server.max-body-bytes", "BATATA_MAX_BODY_BYTES", to_usize)?;
     l.set(&mut s.sdk_max_connections, "nacos.sdk.max-connections", "BATATA_SDK_MAX_CONNECTIONS", to_usize)?;
     l.set(&mut s.config_max_content_bytes, "nacos.config.max-content-bytes", "BATATA_CONFIG_MAX_CONTENT_BYTES", to_usize)?;

@@ -52,9 +52,10 @@ fn env_alias_beats_generic_beats_file() {
         ("BATATA_RAFT_HEARTBEAT_INTERVAL_MS", "60"),
         ("BATATA_CLUSTER_MEMBERS", "a:1, b:2"),
         ("BATATA_AUTH_ENABLED", "TRUE"),
+        ("BATATA_RAFT_API_BATCH_LINGER_MS", "2"),
     ]);
     let s = parse_text(text, "f", &e).unwrap();
-    assert_eq!((s.server_port, s.raft.heartbeat_interval_ms), (2000, 60));
+    assert_eq!((s.server_port, s.raft.heartbeat_interval_ms, s.raft.api_batch_linger_ms), (2000, 60, 2));
     assert_eq!(s.cluster_members, vec!["a:1", "b:2"]);
     assert!(s.auth_enabled);
     let mut e2 = e.clone();
