@@ -189,6 +189,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
         cluster_secret: Arc::new(topo.secret.clone()),
         sdk_conns: sdk.conns.clone(),
+        sdk_config_listeners: sdk.config_listeners.clone(),
     };
     let router = crate::http::router(state, &settings.context_path, settings.max_body_bytes);
     let mut addrs = vec![settings.http_bind_addr()];

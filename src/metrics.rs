@@ -23,9 +23,17 @@ fn counter(reg: &mut Registry, name: &str, help: &str, v: u64) {
     reg.register(name, help, c);
 }
 
-pub fn render(node: &RaftNode) -> String {
+/// `sdk_connections` and `config_listeners`: what this node's SDK port holds.
+pub fn render(node: &RaftNode, sdk_connections: usize, config_listeners: usize) -> String {
     let st = node.status();
     let mut reg = Registry::with_prefix("batata");
+    gauge(&mut reg, "sdk_connections", "Nacos SDK connections held by this node", sdk_connections as i64);
+    gauge(
+        &mut reg,
+        "sdk_config_listeners",
+        "Config listeners (connection, key) held by this node",
+        config_listeners as i64,
+    );
     let opt = |v: Option<u64>| v.map(|x| x as i64).unwrap_or(-1);
     gauge(&mut reg, "raft_term", "Current Raft term", st.term as i64);
     gauge(&mut reg, "raft_leader_id", "Node id of the known leader, -1 if none", opt(st.leader));

@@ -152,6 +152,14 @@ async fn rust_config(cluster: bool) {
     // listen_push across nodes.
     let (tx, mut rx) = mpsc::unbounded_channel();
     b.add_listener(id.into(), g.into(), Arc::new(Forward(tx))).await.unwrap();
+    // The Rust client sends its listen request from a background task after add_listener
+    // returns; publish only once B's node holds the listener, or the push has nobody to reach.
+    let b_node = &nodes[nodes.len() - 1];
+    common::eventually(10, "B's node holds the config listener", || async {
+        let m = common::client().get(b_node.url("/nacos/metrics")).send().await.ok()?.text().await.ok()?;
+        m.lines().any(|l| l.starts_with("batata_sdk_config_listeners ") && !l.ends_with(" 0")).then_some(())
+    })
+    .await;
     assert!(a.publish_config(id.into(), g.into(), "k=v2".into(), None).await.unwrap());
     tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(c) = rx.recv().await {

@@ -39,8 +39,10 @@ pub struct AppState {
     pub data_dir: std::path::PathBuf,
     /// Empty when none is configured.
     pub cluster_secret: Arc<String>,
-    /// The SDK port's connections on this node (for client metrics).
+    /// The SDK port's connections on this node (client metrics, gauges).
     pub sdk_conns: Arc<crate::grpc::nacos::connections::Connections>,
+    /// The config listeners this node holds (gauge).
+    pub sdk_config_listeners: Arc<crate::grpc::nacos::config::Listeners>,
 }
 
 /// Builds the router served on the main port (Nacos under the context path, Consul and
