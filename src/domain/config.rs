@@ -87,7 +87,25 @@ impl ConfigService {
         self.max_content
     }
 
-    pub(super) fn check_content(&self, content: &str) -> Result<(), DomainError> {
+    /// Validates a publish and builds its command payload (md5, default type); shared by the
+    /// normal, beta and tagged publishes.
+    pub(super) fn prepare(
+        &self,
+        key: ConfigKey,
+        content: String,
+        opts: PublishOptions,
+    ) -> Result<Box<ConfigPublish>, DomainError> {
+        self.check_content(&content)?;
+        let mut meta = opts.meta;
+        if meta.config_type.is_empty() {
+            meta.config_type = "text".into();
+        }
+        let md5 = md5_hex(&content);
+        let cas_md5 = if opts.create_only { Some(String::new()) } else { opts.cas_md5.filter(|m| !m.is_empty()) };
+        Ok(Box::new(ConfigPublish { key, content, md5, meta, cas_md5 }))
+    }
+
+    fn check_content(&self, content: &str) -> Result<(), DomainError> {
         if content.is_empty() {
             return Err(DomainError::Invalid("content is required".into()));
         }
@@ -102,19 +120,7 @@ impl ConfigService {
     }
 
     pub async fn publish(&self, key: ConfigKey, content: String, opts: PublishOptions) -> Result<u64, DomainError> {
-        self.check_content(&content)?;
-        let mut meta = opts.meta;
-        if meta.config_type.is_empty() {
-            meta.config_type = "text".into();
-        }
-        let md5 = md5_hex(&content);
-        let cmd = Command::Config(ConfigCmd::Publish(Box::new(ConfigPublish {
-            key,
-            content,
-            md5,
-            meta,
-            cas_md5: if opts.create_only { Some(String::new()) } else { opts.cas_md5.filter(|m| !m.is_empty()) },
-        })));
+        let cmd = Command::Config(ConfigCmd::Publish(self.prepare(key, content, opts)?));
         match self.node.write(cmd).await? {
             Applied::Ok { index } => Ok(index),
             Applied::CasMismatch => Err(DomainError::Conflict("config md5 does not match casMd5".into())),

@@ -3,7 +3,6 @@
 //!   listeners compare against the version their IP is served.
 //! - **tag**: versions read by clients that ask for a tag (`tag` on query, publish and remove).
 
-use super::config::md5_hex;
 use super::config::ConfigService;
 use super::config::PublishOptions;
 use super::DomainError;
@@ -14,7 +13,6 @@ use crate::state_machine::command::Command;
 use crate::state_machine::command::ConfigCmd;
 use crate::state_machine::command::ConfigItem;
 use crate::state_machine::command::ConfigKey;
-use crate::state_machine::command::ConfigPublish;
 use crate::state_machine::config_store;
 
 impl ConfigService {
@@ -32,13 +30,7 @@ impl ConfigService {
         if let Some(bad) = ips.iter().find(|ip| ip.parse::<std::net::IpAddr>().is_err()) {
             return Err(DomainError::Invalid(format!("betaIps: {bad} is not an IP address")));
         }
-        self.check_content(&content)?;
-        let mut meta = opts.meta;
-        if meta.config_type.is_empty() {
-            meta.config_type = "text".into();
-        }
-        let md5 = md5_hex(&content);
-        let publish = Box::new(ConfigPublish { key, content, md5, meta, cas_md5: None });
+        let publish = self.prepare(key, content, PublishOptions { cas_md5: None, create_only: false, ..opts })?;
         let cmd = Command::Config(ConfigCmd::PublishBeta { publish, beta_ips: ips.join(",") });
         match self.node().write(cmd).await? {
             Applied::Ok { index } => Ok(index),
@@ -74,13 +66,7 @@ impl ConfigService {
         opts: PublishOptions,
     ) -> Result<u64, DomainError> {
         check_tag(tag)?;
-        self.check_content(&content)?;
-        let mut meta = opts.meta;
-        if meta.config_type.is_empty() {
-            meta.config_type = "text".into();
-        }
-        let md5 = md5_hex(&content);
-        let publish = Box::new(ConfigPublish { key, content, md5, meta, cas_md5: None });
+        let publish = self.prepare(key, content, PublishOptions { cas_md5: None, create_only: false, ..opts })?;
         match self.node().write(Command::Config(ConfigCmd::PublishTag { publish, tag: tag.to_string() })).await? {
             Applied::Ok { index } => Ok(index),
             other => Err(DomainError::Invalid(format!("unexpected apply result {other:?}"))),

@@ -9,6 +9,7 @@ use super::command::Change;
 use super::command::ConfigCmd;
 use super::command::ConfigItem;
 use super::command::ConfigKey;
+use super::command::ConfigPublish;
 use super::command::HistoryItem;
 use super::schema;
 use super::ApplyCtx;
@@ -67,17 +68,7 @@ pub fn apply(db: &DB, b: &mut WriteBatch, ctx: &ApplyCtx, cmd: &ConfigCmd) -> St
                     return Ok((Applied::CasMismatch, vec![]));
                 }
             }
-            let (create_time_ms, create_index) =
-                existing.as_ref().map(|c| (c.create_time_ms, c.create_index)).unwrap_or((ctx.time_ms, ctx.index));
-            let item = ConfigItem {
-                content: p.content.clone(),
-                md5: p.md5.clone(),
-                meta: p.meta.clone(),
-                create_time_ms,
-                modify_time_ms: ctx.time_ms,
-                create_index,
-                modify_index: ctx.index,
-            };
+            let item = stamped(p, ctx, existing.as_ref());
             b.put_cf(cf, key_bytes(&p.key), schema::encode(&item));
             match existing {
                 Some(old) => put_history(db, b, ctx, &p.key, 'U', old)?,
@@ -97,19 +88,7 @@ pub fn apply(db: &DB, b: &mut WriteBatch, ctx: &ApplyCtx, cmd: &ConfigCmd) -> St
         ConfigCmd::PublishBeta { publish: p, beta_ips } => {
             let bcf = super::cf(db, schema::CF_CONFIG_BETA)?;
             let existing = get_beta(db, &p.key)?;
-            let (create_time_ms, create_index) = existing
-                .as_ref()
-                .map(|c| (c.item.create_time_ms, c.item.create_index))
-                .unwrap_or((ctx.time_ms, ctx.index));
-            let item = ConfigItem {
-                content: p.content.clone(),
-                md5: p.md5.clone(),
-                meta: p.meta.clone(),
-                create_time_ms,
-                modify_time_ms: ctx.time_ms,
-                create_index,
-                modify_index: ctx.index,
-            };
+            let item = stamped(p, ctx, existing.as_ref().map(|b| &b.item));
             b.put_cf(bcf, key_bytes(&p.key), schema::encode(&BetaItem { item, beta_ips: beta_ips.clone() }));
             let change = Change::BetaUpdated { key: p.key.clone(), md5: p.md5.clone(), beta_ips: beta_ips.clone() };
             Ok((Applied::Ok { index: ctx.index }, vec![change]))
@@ -117,17 +96,7 @@ pub fn apply(db: &DB, b: &mut WriteBatch, ctx: &ApplyCtx, cmd: &ConfigCmd) -> St
         ConfigCmd::PublishTag { publish: p, tag } => {
             let tcf = super::cf(db, schema::CF_CONFIG_TAG)?;
             let existing = get_tag(db, &p.key, tag)?;
-            let (create_time_ms, create_index) =
-                existing.as_ref().map(|c| (c.create_time_ms, c.create_index)).unwrap_or((ctx.time_ms, ctx.index));
-            let item = ConfigItem {
-                content: p.content.clone(),
-                md5: p.md5.clone(),
-                meta: p.meta.clone(),
-                create_time_ms,
-                modify_time_ms: ctx.time_ms,
-                create_index,
-                modify_index: ctx.index,
-            };
+            let item = stamped(p, ctx, existing.as_ref());
             b.put_cf(tcf, tag_key_bytes(&p.key, tag), schema::encode(&item));
             let change = Change::TagUpdated { key: p.key.clone(), tag: tag.clone(), md5: p.md5.clone() };
             Ok((Applied::Ok { index: ctx.index }, vec![change]))
@@ -146,6 +115,21 @@ pub fn apply(db: &DB, b: &mut WriteBatch, ctx: &ApplyCtx, cmd: &ConfigCmd) -> St
             b.delete_cf(super::cf(db, schema::CF_CONFIG_BETA)?, key_bytes(key));
             Ok((Applied::Ok { index: ctx.index }, vec![Change::BetaRemoved { key: key.clone() }]))
         }
+    }
+}
+
+/// The stored form of a publish: created now unless `prior` (the version it replaces) was.
+fn stamped(p: &ConfigPublish, ctx: &ApplyCtx, prior: Option<&ConfigItem>) -> ConfigItem {
+    let (create_time_ms, create_index) =
+        prior.map(|c| (c.create_time_ms, c.create_index)).unwrap_or((ctx.time_ms, ctx.index));
+    ConfigItem {
+        content: p.content.clone(),
+        md5: p.md5.clone(),
+        meta: p.meta.clone(),
+        create_time_ms,
+        modify_time_ms: ctx.time_ms,
+        create_index,
+        modify_index: ctx.index,
     }
 }
 

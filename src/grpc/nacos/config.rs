@@ -147,6 +147,22 @@ fn fail_for(kind: &str, e: &DomainError) -> pb::Payload {
     wire::fail(kind, c, &e.to_string(), Value::Null)
 }
 
+type KeyFields<'a> = (&'a Option<String>, &'a Option<String>, &'a Option<String>);
+
+/// Decodes a request naming one config and validates that config's key; the error is the
+/// typed failure reply of `kind`.
+fn keyed<T: for<'de> Deserialize<'de>>(
+    inc: &Incoming,
+    kind: &str,
+    fields: impl Fn(&T) -> KeyFields<'_>,
+) -> Result<(T, ConfigKey), Box<pb::Payload>> {
+    let r: T = inc.decode().map_err(|m| Box::new(wire::fail(kind, code::INVALID_PARAM, &m, Value::Null)))?;
+    let (tenant, group, data_id) = fields(&r);
+    let key =
+        make_key(tenant.as_deref(), group.as_deref(), data_id.as_deref()).map_err(|e| Box::new(fail_for(kind, &e)))?;
+    Ok((r, key))
+}
+
 /// `consistency: linearizable` in the request headers asks for a read-index read.
 fn consistency(inc: &Incoming) -> ReadConsistency {
     match inc.header("consistency") {
@@ -157,13 +173,9 @@ fn consistency(inc: &Incoming) -> ReadConsistency {
 
 pub async fn query(svc: &ConfigService, inc: &Incoming, conn: &Conn) -> pb::Payload {
     const KIND: &str = "ConfigQueryResponse";
-    let r: QueryReq = match inc.decode() {
-        Ok(r) => r,
-        Err(m) => return wire::fail(KIND, code::INVALID_PARAM, &m, Value::Null),
-    };
-    let key = match make_key(r.tenant.as_deref(), r.group.as_deref(), r.data_id.as_deref()) {
-        Ok(k) => k,
-        Err(e) => return fail_for(KIND, &e),
+    let (r, key) = match keyed::<QueryReq>(inc, KIND, |r| (&r.tenant, &r.group, &r.data_id)) {
+        Ok(x) => x,
+        Err(reply) => return *reply,
     };
     let found = match non_blank(&r.tag) {
         // A tagged read gets the tagged version or nothing, as in Nacos.
@@ -195,13 +207,9 @@ pub async fn query(svc: &ConfigService, inc: &Incoming, conn: &Conn) -> pb::Payl
 
 pub async fn publish(svc: &ConfigService, inc: &Incoming, conn: &Conn) -> pb::Payload {
     const KIND: &str = "ConfigPublishResponse";
-    let r: PublishReq = match inc.decode() {
-        Ok(r) => r,
-        Err(m) => return wire::fail(KIND, code::INVALID_PARAM, &m, Value::Null),
-    };
-    let key = match make_key(r.tenant.as_deref(), r.group.as_deref(), r.data_id.as_deref()) {
-        Ok(k) => k,
-        Err(e) => return fail_for(KIND, &e),
+    let (r, key) = match keyed::<PublishReq>(inc, KIND, |r| (&r.tenant, &r.group, &r.data_id)) {
+        Ok(x) => x,
+        Err(reply) => return *reply,
     };
     let extra = |k: &str| r.addition_map.get(k).and_then(non_blank).unwrap_or("").to_string();
     // Clients send every addition key, most of them blank: blank means absent.
@@ -237,13 +245,9 @@ pub async fn publish(svc: &ConfigService, inc: &Incoming, conn: &Conn) -> pb::Pa
 
 pub async fn remove(svc: &ConfigService, inc: &Incoming, conn: &Conn) -> pb::Payload {
     const KIND: &str = "ConfigRemoveResponse";
-    let r: QueryReq = match inc.decode() {
-        Ok(r) => r,
-        Err(m) => return wire::fail(KIND, code::INVALID_PARAM, &m, Value::Null),
-    };
-    let key = match make_key(r.tenant.as_deref(), r.group.as_deref(), r.data_id.as_deref()) {
-        Ok(k) => k,
-        Err(e) => return fail_for(KIND, &e),
+    let (r, key) = match keyed::<QueryReq>(inc, KIND, |r| (&r.tenant, &r.group, &r.data_id)) {
+        Ok(x) => x,
+        Err(reply) => return *reply,
     };
     let done = match non_blank(&r.tag) {
         Some(tag) => svc.remove_tag(key, tag).await,
