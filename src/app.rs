@@ -160,6 +160,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.sdk_max_connections,
     );
     sdk.spawn_tasks();
+    tokio::spawn(crate::domain::naming_liveness::run(
+        node.clone(),
+        sdk.connection_ids(),
+        Duration::from_millis(settings.naming_connection_grace_ms),
+    ));
+    tokio::spawn(crate::domain::naming_health::run(
+        node.clone(),
+        Duration::from_millis(settings.naming_health_check_interval_ms),
+    ));
     let sdk_addr = settings.sdk_bind_addr();
     let sdk_listener = tokio::net::TcpListener::bind(sdk_addr)
         .await
@@ -190,6 +199,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         cluster_secret: Arc::new(topo.secret.clone()),
         sdk_conns: sdk.conns.clone(),
         sdk_config_listeners: sdk.config_listeners.clone(),
+        naming: sdk.naming.service.clone(),
+        sdk_naming: sdk.naming.clone(),
     };
     let router = crate::http::router(state, &settings.context_path, settings.max_body_bytes);
     let mut addrs = vec![settings.http_bind_addr()];

@@ -6,6 +6,11 @@ pub mod config_admin;
 pub mod config_beta;
 pub mod config_zip;
 pub mod namespace;
+pub mod naming;
+pub mod naming_health;
+pub mod naming_liveness;
+pub mod naming_service;
+pub mod naming_view;
 pub mod snapshot;
 
 use crate::raft::WriteError;

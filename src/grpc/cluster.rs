@@ -134,6 +134,14 @@ impl ClusterService for ClusterRpc {
         let r: AdminRequest = decode(&req.into_inner().data).map_err(bad_request)?;
         reply(&self.node.admin(r).await)
     }
+
+    async fn lease(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        self.check(&req)?;
+        let r: crate::raft::lease::LeaseReport = decode(&req.into_inner().data).map_err(bad_request)?;
+        // A stale leader's table is not read by anyone; recording is harmless either way.
+        self.node.leases.record(r);
+        reply(&())
+    }
 }
 
 impl ClusterRpc {

@@ -43,6 +43,9 @@ pub struct AppState {
     pub sdk_conns: Arc<crate::grpc::nacos::connections::Connections>,
     /// The config listeners this node holds (gauge).
     pub sdk_config_listeners: Arc<crate::grpc::nacos::config::Listeners>,
+    pub naming: crate::domain::naming_service::NamingService,
+    /// The SDK port's naming state on this node (subscriber gauge).
+    pub sdk_naming: Arc<crate::grpc::nacos::naming::Naming>,
 }
 
 /// Builds the router served on the main port (Nacos under the context path, Consul and

@@ -6,6 +6,7 @@
 //! gives any node, follower or learner included, a read-index barrier after which a local read
 //! is linearizable.
 
+pub mod lease;
 pub mod log_store;
 pub mod membership;
 pub mod network;
@@ -63,6 +64,8 @@ pub struct RaftNode {
     pub sm: StateMachineStore,
     pub log: LogStore,
     pub clients: PeerClients,
+    /// Liveness seen by this node (leader tables, and beats a follower has yet to report).
+    pub leases: lease::Leases,
     /// Request ids are (node id, start nanos + counter): unique without randomness.
     req_base: u128,
     req_seq: AtomicU64,
@@ -71,7 +74,7 @@ pub struct RaftNode {
 impl RaftNode {
     pub fn new(raft: Raft, id: NodeId, sm: StateMachineStore, log: LogStore, clients: PeerClients) -> RaftNode {
         let base = ((id as u128) << 64) | (crate::now_ms() as u128 * 1_000_000);
-        RaftNode { raft, id, sm, log, clients, req_base: base, req_seq: AtomicU64::new(0) }
+        RaftNode { raft, id, sm, log, clients, leases: Default::default(), req_base: base, req_seq: AtomicU64::new(0) }
     }
 
     pub fn next_request_id(&self) -> u128 {
@@ -127,6 +130,7 @@ impl RaftNode {
                 AppRpc::Forward => c.forward(req).await,
                 AppRpc::ReadIndex => c.read_index(req).await,
                 AppRpc::Admin => c.admin(req).await,
+                AppRpc::Lease => c.lease(req).await,
             }
         };
         match tokio::time::timeout(Duration::from_secs(10), fut).await {
@@ -241,6 +245,17 @@ impl RaftNode {
         }
     }
 
+    /// Sends this follower's liveness report to the leader (one attempt; the next report follows
+    /// a second later).
+    pub async fn send_lease_report(&self, report: &lease::LeaseReport) -> Result<(), WriteError> {
+        let (id, peer) = self.leader_peer().ok_or(WriteError::NoLeader)?;
+        if id == self.id {
+            self.leases.record(report.clone());
+            return Ok(());
+        }
+        self.app_call(id, &peer, AppRpc::Lease, network::encode(report)).await.map(|_| ())
+    }
+
     /// Membership administration: runs on the leader, forwarded there from any node.
     pub async fn admin(&self, req: AdminRequest) -> rpc::AdminResult {
         if let AdminRequest::Status = req {
@@ -313,4 +328,5 @@ enum AppRpc {
     Forward,
     ReadIndex,
     Admin,
+    Lease,
 }

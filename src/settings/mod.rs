@@ -154,6 +154,11 @@ pub struct Settings {
     /// Days config history rows are kept (`nacos.config.retention.days`, as in Nacos).
     pub config_history_retention_days: u64,
     pub shutdown_grace_ms: u64,
+    /// How long the leader waits before expiring the instances of an SDK connection it no longer
+    /// hears of (its node died, or the close was not committed).
+    pub naming_connection_grace_ms: u64,
+    /// Interval of the leader's health checks of persistent instances.
+    pub naming_health_check_interval_ms: u64,
     /// Non-fatal findings (unknown or repeated keys), each naming file:line and key.
     pub warnings: Vec<String>,
 }
@@ -233,6 +238,8 @@ impl Default for Settings {
             config_max_content_bytes: 1024 * 1024,
             config_history_retention_days: 30,
             shutdown_grace_ms: 10_000,
+            naming_connection_grace_ms: 15_000,
+            naming_health_check_interval_ms: 2_000,
             warnings: Vec::new(),
         }
     }
@@ -390,6 +397,8 @@ fn build(l: &mut Loader) -> Result<Settings, SettingsError> {
     l.set(&mut s.config_max_content_bytes, "nacos.config.max-content-bytes", "BATATA_CONFIG_MAX_CONTENT_BYTES", to_usize)?;
     l.set(&mut s.config_history_retention_days, "nacos.config.retention.days", "BATATA_CONFIG_RETENTION_DAYS", to_u64)?;
     l.set(&mut s.shutdown_grace_ms, "server.shutdown-grace-ms", "", to_u64)?;
+    l.set(&mut s.naming_connection_grace_ms, "nacos.naming.connection-grace-ms", "", to_u64)?;
+    l.set(&mut s.naming_health_check_interval_ms, "nacos.naming.health-check-interval-ms", "", to_u64)?;
     validate(l, &s)?;
     s.warnings = std::mem::take(&mut l.warnings);
     for key in l.values.keys().filter(|k| !l.used.contains(*k)) {
@@ -433,6 +442,7 @@ fn validate(l: &Loader, s: &Settings) -> Result<(), SettingsError> {
     check(s.max_body_bytes >= 1, "server.max-body-bytes", at_least_1())?;
     check(s.sdk_max_connections >= 1, "nacos.sdk.max-connections", at_least_1())?;
     check(s.config_max_content_bytes >= 1, "nacos.config.max-content-bytes", at_least_1())?;
+    check(s.naming_health_check_interval_ms >= 100, "nacos.naming.health-check-interval-ms", "must be at least 100".into())?;
     check(s.config_history_retention_days >= 1, "nacos.config.retention.days", at_least_1())?;
     parse_list(&s.cluster_members, s.server_port).map_err(|m| l.err("cluster.members", m))?;
     // Two listeners on one port would fail at bind time with a far less helpful message.

@@ -72,6 +72,7 @@ fn apply_normal(db: &DB, b: &mut WriteBatch, index: u64, le: &LogEntry) -> Store
         Command::Sys(s) => apply_sys(db, b, &ctx, s)?,
         Command::Config(c) => config_store::apply(db, b, &ctx, c)?,
         Command::Namespace(c) => namespace_store::apply(db, b, &ctx, c)?,
+        Command::Naming(c) => super::naming_store::apply(db, b, &ctx, c)?,
     };
     if let Some(rid) = le.request_id {
         let rec = DedupRecord { index, applied: applied.clone() };

@@ -9,6 +9,10 @@ use std::fmt;
 use serde::Deserialize;
 use serde::Serialize;
 
+use super::naming::InstanceItem;
+use super::naming::ServiceItem;
+use super::naming::ServiceKey;
+
 /// One Raft log entry's payload. Time and ids are stamped by the leader before proposing, so
 /// apply never reads a clock and every replica computes the same state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +35,7 @@ pub enum Command {
     Sys(SysCmd),
     Config(ConfigCmd),
     Namespace(NamespaceCmd),
+    Naming(super::naming::NamingCmd),
 }
 
 impl Command {
@@ -48,6 +53,7 @@ impl Command {
             Command::Namespace(NamespaceCmd::Create { .. }) => "namespace.create",
             Command::Namespace(NamespaceCmd::Update { .. }) => "namespace.update",
             Command::Namespace(NamespaceCmd::Delete { .. }) => "namespace.delete",
+            Command::Naming(n) => n.name(),
         }
     }
 }
@@ -202,6 +208,9 @@ pub enum Applied {
     NotFound,
     /// The target exists already; nothing was written.
     AlreadyExists,
+    /// A rule of the domain refused the command (checked against replicated state, so every
+    /// replica agrees); nothing was written.
+    Rejected { reason: String },
 }
 
 /// A change made by one applied entry, published to watchers and kept in the durable change
@@ -235,10 +244,35 @@ pub enum Change {
         key: ConfigKey,
         tag: String,
     },
+    /// Instances of a service were registered or changed (`put`) or removed.
+    NamingInstances {
+        service: ServiceKey,
+        put: Vec<InstanceItem>,
+        removed: Vec<String>,
+    },
+    /// A service record was created or changed, or removed (`None`).
+    NamingService {
+        key: ServiceKey,
+        item: Option<ServiceItem>,
+    },
 }
 
 impl Change {
-    /// The config a change concerns (`None` for a reset, which concerns all).
+    /// Whether the data was replaced wholesale: every watcher must re-read.
+    pub fn is_reset(&self) -> bool {
+        matches!(self, Change::Reset)
+    }
+
+    /// The service a registry change concerns.
+    pub fn service_key(&self) -> Option<&ServiceKey> {
+        match self {
+            Change::NamingInstances { service, .. } => Some(service),
+            Change::NamingService { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// The config a change concerns (`None` for a reset and for registry changes).
     pub fn config_key(&self) -> Option<&ConfigKey> {
         match self {
             Change::ConfigUpdated { key, .. }
@@ -247,7 +281,7 @@ impl Change {
             | Change::BetaRemoved { key }
             | Change::TagUpdated { key, .. }
             | Change::TagRemoved { key, .. } => Some(key),
-            Change::Reset => None,
+            Change::Reset | Change::NamingInstances { .. } | Change::NamingService { .. } => None,
         }
     }
 }

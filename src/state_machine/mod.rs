@@ -8,6 +8,9 @@ pub mod apply;
 pub mod command;
 pub mod config_store;
 pub mod namespace_store;
+pub mod naming;
+pub mod naming_index;
+pub mod naming_store;
 pub mod raft_impl;
 pub mod schema;
 pub mod snapshot;
@@ -69,6 +72,8 @@ pub(crate) struct Inner {
     /// touch RocksDB. Updated right after each apply batch is written and before the change is
     /// published; rebuilt on open and whenever the data is replaced wholesale.
     md5_index: RwLock<Md5Index>,
+    /// The registry in memory, maintained like the md5 index.
+    naming: RwLock<naming_index::NamingIndex>,
 }
 
 /// md5 of every config, and md5 plus IPs of every beta version.
@@ -132,6 +137,7 @@ impl StateMachineStore {
         let state = read_applied_state(&db)?;
         let hub = ChangeHub::new(state.last_applied.as_ref().map(|l| l.index).unwrap_or(0));
         let md5_index = RwLock::new(md5_index_of(&db)?);
+        let naming = RwLock::new(naming_index::NamingIndex::build(naming_store::load_all(&db)?));
         Ok(StateMachineStore {
             inner: Arc::new(Inner {
                 root: root.to_path_buf(),
@@ -139,6 +145,7 @@ impl StateMachineStore {
                 state: Mutex::new(state),
                 hub,
                 md5_index,
+                naming,
             }),
         })
     }
@@ -158,9 +165,24 @@ impl StateMachineStore {
         }
     }
 
-    /// Brings the md5 index up to date with an applied entry's changes, then tells the hub.
+    /// Reads the in-memory registry.
+    pub fn naming<R>(&self, f: impl FnOnce(&naming_index::NamingIndex) -> R) -> R {
+        f(&self.inner.naming.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Brings the in-memory indexes up to date with an applied entry's changes, then tells the
+    /// hub.
     pub(crate) fn publish_changes(&self, index: u64, changes: Vec<Change>) -> StoreResult<()> {
-        if !changes.is_empty() {
+        if changes.iter().any(Change::is_reset) {
+            let all = naming_index::NamingIndex::build(naming_store::load_all(&self.db())?);
+            *self.inner.naming.write().unwrap_or_else(|e| e.into_inner()) = all;
+        } else if changes.iter().any(|c| c.service_key().is_some()) {
+            let mut g = self.inner.naming.write().unwrap_or_else(|e| e.into_inner());
+            for c in &changes {
+                g.apply(c);
+            }
+        }
+        if changes.iter().any(|c| c.config_key().is_some() || c.is_reset()) {
             let rebuilt =
                 if changes.iter().any(|c| matches!(c, Change::Reset)) { Some(md5_index_of(&self.db())?) } else { None };
             let mut g = self.inner.md5_index.write().unwrap_or_else(|e| e.into_inner());
@@ -183,7 +205,7 @@ impl StateMachineStore {
                             }
                             // Tagged versions are read on request; listeners are only woken.
                             Change::TagUpdated { .. } | Change::TagRemoved { .. } => {}
-                            Change::Reset => {}
+                            Change::Reset | Change::NamingInstances { .. } | Change::NamingService { .. } => {}
                         }
                     }
                 }

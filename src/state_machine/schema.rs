@@ -42,9 +42,27 @@ pub const CF_CONFIG_BETA: &str = "config_beta";
 /// read by clients that ask for the tag (Nacos `config_info_tag`).
 pub const CF_CONFIG_TAG: &str = "config_tag";
 
+/// `naming_service`: [`service_key`] -> `ServiceItem`, registry services (Nacos and Consul).
+pub const CF_NAMING_SERVICE: &str = "naming_service";
+/// `naming_instance`: [`instance_key`] -> `InstanceItem`.
+pub const CF_NAMING_INSTANCE: &str = "naming_instance";
+/// `naming_owner`: [`owner_key`] -> empty. Finds what one owner (an SDK connection, a node's
+/// connections, beats, persistent) registered, per service, without scanning every instance.
+pub const CF_NAMING_OWNER: &str = "naming_owner";
+
 /// Column families that hold domain data: restored by `Sys::Restore` and covered by the state
 /// checksum. System families (meta, dedup, changes) are node bookkeeping.
-pub const DATA_CFS: &[&str] = &[CF_CONFIG, CF_HISTORY, CF_HISTORY_ID, CF_NAMESPACE, CF_CONFIG_BETA, CF_CONFIG_TAG];
+pub const DATA_CFS: &[&str] = &[
+    CF_CONFIG,
+    CF_HISTORY,
+    CF_HISTORY_ID,
+    CF_NAMESPACE,
+    CF_CONFIG_BETA,
+    CF_CONFIG_TAG,
+    CF_NAMING_SERVICE,
+    CF_NAMING_INSTANCE,
+    CF_NAMING_OWNER,
+];
 
 /// Every column family, in a fixed order. The index of a family in this list is its id in the
 /// snapshot file format, so append only.
@@ -59,6 +77,9 @@ pub const ALL_CFS: &[&str] = &[
     CF_NAMESPACE,
     CF_CONFIG_BETA,
     CF_CONFIG_TAG,
+    CF_NAMING_SERVICE,
+    CF_NAMING_INSTANCE,
+    CF_NAMING_OWNER,
 ];
 
 /// `sm_meta` key: last applied log id (`Option<LogId>`).
@@ -119,6 +140,45 @@ pub fn history_prefix(namespace: &str, group: &str, data_id: &str) -> Vec<u8> {
 pub fn config_ns_prefix(namespace: &str) -> Vec<u8> {
     let mut k = namespace.as_bytes().to_vec();
     k.push(SEP);
+    k
+}
+
+/// `naming_service` key: namespace \0 group \0 service name (the shape of [`config_key`]).
+pub fn service_key(namespace: &str, group: &str, name: &str) -> Vec<u8> {
+    config_key(namespace, group, name)
+}
+
+/// `naming_instance` key: [`service_key`] \0 instance id. Validation keeps \0 out of ids.
+pub fn instance_key(service: &[u8], id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(service.len() + id.len() + 1);
+    k.extend_from_slice(service);
+    k.push(SEP);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// The owner part of a `naming_owner` key, ending in \0: `c` + node id (8 bytes BE) +
+/// connection id for an SDK connection, `b` for beats, `p` for persistent instances.
+pub fn owner_prefix(owner: &super::naming::Owner) -> Vec<u8> {
+    use super::naming::Owner;
+    let mut k = Vec::with_capacity(32);
+    match owner {
+        Owner::Conn { node, conn } => {
+            k.push(b'c');
+            k.extend_from_slice(&node.to_be_bytes());
+            k.extend_from_slice(conn.as_bytes());
+        }
+        Owner::Beat => k.push(b'b'),
+        Owner::Persistent => k.push(b'p'),
+    }
+    k.push(SEP);
+    k
+}
+
+/// `naming_owner` key: [`owner_prefix`] ++ [`instance_key`].
+pub fn owner_key(owner: &super::naming::Owner, service: &[u8], id: &str) -> Vec<u8> {
+    let mut k = owner_prefix(owner);
+    k.extend_from_slice(&instance_key(service, id));
     k
 }
 

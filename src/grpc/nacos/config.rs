@@ -311,7 +311,8 @@ pub async fn notify_changes(hub: ChangeHub, conns: Arc<Connections>, listeners: 
                 for c in &ev.changes {
                     match c.config_key() {
                         Some(key) => t.extend(listeners.listening(key).into_iter().map(|(a, tn)| (key.clone(), a, tn))),
-                        None => t.extend(listeners.everything()),
+                        None if c.is_reset() => t.extend(listeners.everything()),
+                        None => {}
                     }
                 }
                 t

@@ -4,6 +4,8 @@
 
 pub mod config;
 pub mod connections;
+pub mod naming;
+pub mod naming_push;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -41,7 +43,7 @@ pub const MAX_MESSAGE: usize = 10 * 1024 * 1024 + 64 * 1024;
 /// What this server can do, told to clients that negotiate abilities. Only what is implemented
 /// is advertised.
 fn ability_table() -> Value {
-    json!({"supportPersistentInstanceByGrpc": false, "fuzzyWatch": false, "lock": false, "mcp": false})
+    json!({"supportPersistentInstanceByGrpc": true, "fuzzyWatch": false, "lock": false, "mcp": false})
 }
 
 #[derive(Clone)]
@@ -50,6 +52,7 @@ pub struct SdkServer {
     pub config: ConfigService,
     pub conns: Arc<Connections>,
     pub config_listeners: Arc<config::Listeners>,
+    pub naming: Arc<naming::Naming>,
     /// Commit index recovered at start; the node answers "starting" until it has applied it.
     pub ready_index: u64,
     pub max_connections: usize,
@@ -61,7 +64,16 @@ impl SdkServer {
         let config_listeners = Arc::new(config::Listeners::default());
         let l = config_listeners.clone();
         conns.on_close(Box::new(move |c: &Conn| l.drop_conn(c.remote)));
-        SdkServer { node, config, conns, config_listeners, ready_index, max_connections }
+        let naming = Arc::new(naming::Naming::new(crate::domain::naming_service::NamingService::new(node.clone())));
+        let n = naming.clone();
+        conns.on_close(Box::new(move |c: &Conn| n.connection_closed(c)));
+        SdkServer { node, config, conns, config_listeners, naming, ready_index, max_connections }
+    }
+
+    /// Ids of the connections this node holds (the liveness loop reports them to the leader).
+    pub fn connection_ids(&self) -> crate::domain::naming_liveness::LocalConns {
+        let conns = self.conns.clone();
+        Arc::new(move || conns.all().iter().map(|c| c.id.clone()).collect())
     }
 
     /// Background duties of this port: change pushes and idle-connection detection.
@@ -70,6 +82,12 @@ impl SdkServer {
             self.node.sm.hub().clone(),
             self.conns.clone(),
             self.config_listeners.clone(),
+        ));
+        tokio::spawn(naming::notify_subscribers(
+            self.node.sm.hub().clone(),
+            self.conns.clone(),
+            self.naming.subscribers.clone(),
+            self.naming.service.clone(),
         ));
         tokio::spawn(connections::detect_idle(self.conns.clone()));
     }
@@ -135,6 +153,12 @@ impl SdkServer {
             "ConfigPublishRequest" => config::publish(&self.config, &inc, &conn).await,
             "ConfigRemoveRequest" => config::remove(&self.config, &inc, &conn).await,
             "ConfigBatchListenRequest" => config::batch_listen(&self.config, &self.config_listeners, &inc, &conn),
+            "InstanceRequest" => self.naming.instance(&inc, &conn).await,
+            "BatchInstanceRequest" => self.naming.batch(&inc, &conn).await,
+            "PersistentInstanceRequest" => self.naming.persistent(&inc).await,
+            "ServiceQueryRequest" => self.naming.query(&inc).await,
+            "SubscribeServiceRequest" => self.naming.subscribe(&inc, &conn),
+            "ServiceListRequest" => self.naming.list(&inc),
             other => wire::error_response(code::NO_HANDLER, &format!("RequestHandler Not Found: {other}")),
         }
     }
