@@ -163,7 +163,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     tokio::spawn(crate::domain::naming_liveness::run(
         node.clone(),
         sdk.connection_ids(),
-        Duration::from_millis(settings.naming_connection_grace_ms),
+        crate::domain::naming_liveness::Timing {
+            connection_grace: Duration::from_millis(settings.naming_connection_grace_ms),
+            empty_service: Duration::from_millis(settings.naming_empty_service_clean_ms),
+        },
     ));
     tokio::spawn(crate::domain::naming_health::run(
         node.clone(),

@@ -15,6 +15,11 @@ use nacos_sdk::api::config::ConfigChangeListener;
 use nacos_sdk::api::config::ConfigResponse;
 use nacos_sdk::api::config::ConfigService;
 use nacos_sdk::api::config::ConfigServiceBuilder;
+use nacos_sdk::api::naming::NamingChangeEvent;
+use nacos_sdk::api::naming::NamingEventListener;
+use nacos_sdk::api::naming::NamingService;
+use nacos_sdk::api::naming::NamingServiceBuilder;
+use nacos_sdk::api::naming::ServiceInstance;
 use nacos_sdk::api::props::ClientProps;
 use tokio::sync::mpsc;
 
@@ -52,13 +57,13 @@ fn run_scenario(lang: &str, scenario: &str, nodes: &[Node], prefix: &str) {
     assert!(!stdout.contains("FAIL "), "{lang} {scenario} printed a FAIL line:\n{stdout}");
 }
 
-async fn lang_config(lang: &str, cluster: bool) {
+async fn lang_scenario(lang: &str, scenario: &str, cluster: bool) {
     let root = tempfile::tempdir().unwrap();
     let nodes = if cluster { common::start_cluster(root.path(), 3).await } else { standalone(root.path()).await };
-    let prefix = format!("{lang}{}", if cluster { "c" } else { "s" });
-    let lang = lang.to_string();
+    let prefix = format!("{lang}{}{}", &scenario[..1], if cluster { "c" } else { "s" });
+    let (lang, scenario) = (lang.to_string(), scenario.to_string());
     let nodes = tokio::task::spawn_blocking(move || {
-        run_scenario(&lang, "config", &nodes, &prefix);
+        run_scenario(&lang, &scenario, &nodes, &prefix);
         nodes
     })
     .await
@@ -68,32 +73,62 @@ async fn lang_config(lang: &str, cluster: bool) {
 
 #[tokio::test]
 async fn go_sdk_config_standalone() {
-    lang_config("go", false).await;
+    lang_scenario("go", "config", false).await;
 }
 
 #[tokio::test]
 async fn go_sdk_config_cluster() {
-    lang_config("go", true).await;
+    lang_scenario("go", "config", true).await;
 }
 
 #[tokio::test]
 async fn python_sdk_config_standalone() {
-    lang_config("python", false).await;
+    lang_scenario("python", "config", false).await;
 }
 
 #[tokio::test]
 async fn python_sdk_config_cluster() {
-    lang_config("python", true).await;
+    lang_scenario("python", "config", true).await;
 }
 
 #[tokio::test]
 async fn java_sdk_config_standalone() {
-    lang_config("java", false).await;
+    lang_scenario("java", "config", false).await;
 }
 
 #[tokio::test]
 async fn java_sdk_config_cluster() {
-    lang_config("java", true).await;
+    lang_scenario("java", "config", true).await;
+}
+
+#[tokio::test]
+async fn go_sdk_naming_standalone() {
+    lang_scenario("go", "naming", false).await;
+}
+
+#[tokio::test]
+async fn go_sdk_naming_cluster() {
+    lang_scenario("go", "naming", true).await;
+}
+
+#[tokio::test]
+async fn python_sdk_naming_standalone() {
+    lang_scenario("python", "naming", false).await;
+}
+
+#[tokio::test]
+async fn python_sdk_naming_cluster() {
+    lang_scenario("python", "naming", true).await;
+}
+
+#[tokio::test]
+async fn java_sdk_naming_standalone() {
+    lang_scenario("java", "naming", false).await;
+}
+
+#[tokio::test]
+async fn java_sdk_naming_cluster() {
+    lang_scenario("java", "naming", true).await;
 }
 
 // ---- the Rust client, in-process ----
@@ -205,4 +240,105 @@ async fn rust_sdk_config_standalone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_sdk_config_cluster() {
     rust_config(true).await;
+}
+
+// ---- the Rust naming client, in-process ----
+
+struct Pushes(mpsc::UnboundedSender<Vec<String>>);
+
+impl NamingEventListener for Pushes {
+    fn event(&self, e: Arc<NamingChangeEvent>) {
+        let mut ips: Vec<String> =
+            e.instances.iter().flatten().map(|i| format!("{}:{}", i.ip(), i.port())).collect();
+        ips.sort();
+        let _ = self.0.send(ips);
+    }
+}
+
+async fn rust_naming_client(addr: &str, cache: &std::path::Path) -> NamingService {
+    let props = ClientProps::new()
+        .server_addr(addr)
+        .namespace("")
+        .app_name("batata-compat")
+        .env_first(false)
+        .load_cache_at_start(false)
+        .cache_dir(cache);
+    NamingServiceBuilder::new(props).build().await.expect("build the Rust naming client")
+}
+
+fn instance(ip: &str) -> ServiceInstance {
+    ServiceInstance {
+        ip: ip.into(),
+        port: 8080,
+        weight: 1.0,
+        healthy: true,
+        enabled: true,
+        ephemeral: true,
+        metadata: std::collections::HashMap::from([("v".to_string(), "1".to_string())]),
+        ..Default::default()
+    }
+}
+
+/// Waits for a push whose instance list is `want`.
+async fn push_of(rx: &mut mpsc::UnboundedReceiver<Vec<String>>, want: &[&str], what: &str) {
+    let res = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ips) = rx.recv().await {
+            if ips == want {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(res.is_ok(), "{what}: no push of {want:?} within 10 s");
+}
+
+/// The naming scenario of `tests/compat/README.md` with the `nacos-sdk` crate: A (and A2) on
+/// the first node, B on the last.
+async fn rust_naming(cluster: bool) {
+    let root = tempfile::tempdir().unwrap();
+    let nodes = if cluster { common::start_cluster(root.path(), 3).await } else { standalone(root.path()).await };
+    let first = nodes[0].ports.http_addr();
+    let last = nodes[nodes.len() - 1].ports.http_addr();
+    let a = rust_naming_client(&first, &root.path().join("ncache-a")).await;
+    let a2 = rust_naming_client(&first, &root.path().join("ncache-a2")).await;
+    let b = rust_naming_client(&last, &root.path().join("ncache-b")).await;
+    let svc = if cluster { "rust-svc-c" } else { "rust-svc-s" };
+
+    // register_list: B (another node) lists exactly A's instance.
+    a.register_instance(svc.into(), None, instance("10.0.0.1")).await.unwrap();
+    common::eventually(10, "B lists A's instance", || async {
+        let l = b.get_all_instances(svc.into(), None, vec![], false).await.ok()?;
+        (l.len() == 1 && l[0].ip() == "10.0.0.1" && l[0].metadata().get("v").map(String::as_str) == Some("1"))
+            .then_some(())
+    })
+    .await;
+
+    // subscribe_push: a second instance (from A2: one instance per service per connection)
+    // reaches B's listener.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    b.subscribe(svc.into(), None, vec![], Arc::new(Pushes(tx))).await.unwrap();
+    a2.register_instance(svc.into(), None, instance("10.0.0.2")).await.unwrap();
+    push_of(&mut rx, &["10.0.0.1:8080", "10.0.0.2:8080"], "subscribe_push").await;
+
+    // deregister.
+    a.deregister_instance(svc.into(), None, instance("10.0.0.1")).await.unwrap();
+    push_of(&mut rx, &["10.0.0.2:8080"], "deregister").await;
+    let healthy = b.select_instances(svc.into(), None, vec![], false, true).await.unwrap();
+    assert_eq!(healthy.iter().map(|i| i.ip().to_string()).collect::<Vec<_>>(), vec!["10.0.0.2"]);
+
+    // service_list.
+    let (names, count) = b.get_service_list(1, 100, None).await.unwrap();
+    assert!(count >= 1 && names.iter().any(|n| n == svc), "service list {names:?} lacks {svc}");
+    // close_drops_ephemeral is left to the Go, Python and Java scenarios: nacos-sdk 0.8.3 has
+    // no shutdown, and dropping a client leaves its background tasks and connection running.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_naming_standalone() {
+    rust_naming(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_naming_cluster() {
+    rust_naming(true).await;
 }

@@ -190,7 +190,9 @@ impl ConfigService {
                 Err(_) => return Ok(Vec::new()),
                 Ok(Err(RecvError::Closed)) => return Ok(Vec::new()),
                 Ok(Err(RecvError::Lagged(_))) => true,
-                Ok(Ok(ev)) => ev.changes.iter().any(|c| c.is_reset() || c.config_key().is_some_and(|k| watched.contains(k))),
+                Ok(Ok(ev)) => {
+                    ev.changes.iter().any(|c| c.is_reset() || c.config_key().is_some_and(|k| watched.contains(k)))
+                }
             };
             if recheck {
                 let changed = self.changed_now(keys, client_ip)?;

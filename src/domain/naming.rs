@@ -34,7 +34,11 @@ fn printable(s: &str) -> bool {
 
 /// The service a request names: `serviceName` may be grouped (`group@@name`), in which case its
 /// group wins over `groupName`, and both parts must be non-empty.
-pub fn service_key(namespace: Option<&str>, group: Option<&str>, service: Option<&str>) -> Result<ServiceKey, DomainError> {
+pub fn service_key(
+    namespace: Option<&str>,
+    group: Option<&str>,
+    service: Option<&str>,
+) -> Result<ServiceKey, DomainError> {
     let raw = service.map(str::trim).unwrap_or("");
     if raw.is_empty() {
         return Err(DomainError::Invalid("serviceName is required".into()));
@@ -165,7 +169,8 @@ impl InstanceSpec {
         if !self.weight.is_finite() || !(0.0..=MAX_WEIGHT).contains(&self.weight) {
             return invalid("instance format invalid: The weights range from 0.0 to 10000.0".into());
         }
-        let cluster = if self.cluster.trim().is_empty() { DEFAULT_CLUSTER.to_string() } else { self.cluster.trim().to_string() };
+        let cluster =
+            if self.cluster.trim().is_empty() { DEFAULT_CLUSTER.to_string() } else { self.cluster.trim().to_string() };
         if !valid_cluster(&cluster) {
             return invalid(format!("cluster name can only have these characters: 0-9a-zA-Z-, current: {cluster}"));
         }
@@ -183,7 +188,9 @@ impl InstanceSpec {
         }
         let id = match self.instance_id.trim() {
             "" => format!("{ip}#{}#{cluster}#{}", self.port, service.grouped()),
-            given if given.len() > MAX_NAME || !printable(given) => return invalid(format!("invalid instanceId: {given}")),
+            given if given.len() > MAX_NAME || !printable(given) => {
+                return invalid(format!("invalid instanceId: {given}"))
+            }
             given => given.to_string(),
         };
         Ok(InstanceItem {

@@ -89,7 +89,13 @@ fn targets(node: &RaftNode) -> Vec<Target> {
                     continue;
                 }
                 let port = if cluster.use_instance_port { i.port } else { cluster.check_port };
-                out.push(Target { r: (key.clone(), i.id.clone()), healthy: i.healthy, host: i.ip.clone(), port, cluster });
+                out.push(Target {
+                    r: (key.clone(), i.id.clone()),
+                    healthy: i.healthy,
+                    host: i.ip.clone(),
+                    port,
+                    cluster,
+                });
             }
         }
         out

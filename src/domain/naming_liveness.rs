@@ -5,7 +5,9 @@
 //! (`raft::lease`), scans the in-memory registry, and proposes only the transitions, in batches:
 //! connections unseen for the grace period are expired with everything they registered; HTTP
 //! instances without beats turn unhealthy after `preserved.heart.beat.timeout` (15 s) and are
-//! removed after `preserved.ip.delete.timeout` (30 s); a beat brings an unhealthy one back.
+//! removed after `preserved.ip.delete.timeout` (30 s); a beat brings an unhealthy one back;
+//! services that registrations created and that stayed empty for [`Timing::empty_service`] are
+//! dropped (Nacos' empty-service cleaner, 60 s by default).
 
 use std::collections::BTreeSet;
 use std::collections::HashSet;
@@ -33,8 +35,17 @@ const TICK: Duration = Duration::from_secs(1);
 /// A follower sends its connection list every this many ticks.
 const CONN_REPORT_EVERY: u32 = 3;
 
+/// The leader's timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// An SDK connection nobody reports is expired after this.
+    pub connection_grace: Duration,
+    /// A registration-created service empty this long is removed.
+    pub empty_service: Duration,
+}
+
 /// Runs for the life of the process.
-pub async fn run(node: Arc<RaftNode>, local_conns: LocalConns, grace: Duration) {
+pub async fn run(node: Arc<RaftNode>, local_conns: LocalConns, timing: Timing) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n: u32 = 0;
@@ -47,7 +58,7 @@ pub async fn run(node: Arc<RaftNode>, local_conns: LocalConns, grace: Duration) 
             // Beats this node queued while it was a follower count as seen now.
             let beats = node.leases.take_pending();
             node.leases.record(LeaseReport { node: node.id, conns: Some(local_conns()), beats });
-            let t = transitions(&node, grace, Instant::now());
+            let t = transitions(&node, timing, Instant::now());
             propose(&node, t).await;
         } else {
             let conns = if n.is_multiple_of(CONN_REPORT_EVERY) { Some(local_conns()) } else { None };
@@ -72,16 +83,25 @@ pub struct Transitions {
     pub expire: Vec<Owner>,
     pub remove: Vec<InstanceRef>,
     pub health: Vec<(ServiceKey, String, bool)>,
+    pub empty_services: Vec<ServiceKey>,
 }
 
 /// Scans the registry against the lease table (leader only).
-pub fn transitions(node: &RaftNode, grace: Duration, now: Instant) -> Transitions {
+pub fn transitions(node: &RaftNode, timing: Timing, now: Instant) -> Transitions {
+    let grace = timing.connection_grace;
     let mut expire: BTreeSet<Owner> = BTreeSet::new();
     let mut t = Transitions::default();
     let mut live_conns: HashSet<(u64, String)> = HashSet::new();
     let mut live_beats: HashSet<InstanceRef> = HashSet::new();
+    let mut empty: HashSet<ServiceKey> = HashSet::new();
     node.sm.naming(|idx| {
         for (key, view) in idx.services() {
+            if view.instances.is_empty() && !view.item.explicit {
+                if now.saturating_duration_since(node.leases.empty_since(key, now)) > timing.empty_service {
+                    t.empty_services.push(key.clone());
+                }
+                empty.insert(key.clone());
+            }
             for inst in view.instances.values() {
                 match &inst.owner {
                     Owner::Conn { node: owner_node, conn } => {
@@ -94,9 +114,13 @@ pub fn transitions(node: &RaftNode, grace: Duration, now: Instant) -> Transition
                     Owner::Beat => {
                         let r = (key.clone(), inst.id.clone());
                         let silent = now.saturating_duration_since(node.leases.beat_seen(&r, now));
-                        let timeout = Duration::from_millis(meta_ms(&inst.metadata, META_BEAT_TIMEOUT, DEFAULT_BEAT_TIMEOUT_MS));
-                        let delete =
-                            Duration::from_millis(meta_ms(&inst.metadata, META_DELETE_TIMEOUT, DEFAULT_DELETE_TIMEOUT_MS));
+                        let timeout =
+                            Duration::from_millis(meta_ms(&inst.metadata, META_BEAT_TIMEOUT, DEFAULT_BEAT_TIMEOUT_MS));
+                        let delete = Duration::from_millis(meta_ms(
+                            &inst.metadata,
+                            META_DELETE_TIMEOUT,
+                            DEFAULT_DELETE_TIMEOUT_MS,
+                        ));
                         if silent > delete {
                             t.remove.push(r.clone());
                         } else if silent > timeout && inst.healthy {
@@ -111,7 +135,7 @@ pub fn transitions(node: &RaftNode, grace: Duration, now: Instant) -> Transition
             }
         }
     });
-    node.leases.retain(&live_conns, &live_beats);
+    node.leases.retain(&live_conns, &live_beats, &empty);
     t.expire = expire.into_iter().collect();
     t
 }
@@ -128,6 +152,9 @@ async fn propose(node: &RaftNode, t: Transitions) {
     }
     if !t.health.is_empty() {
         cmds.push(NamingCmd::SetHealth { items: t.health });
+    }
+    if !t.empty_services.is_empty() {
+        cmds.push(NamingCmd::RemoveEmptyServices { keys: t.empty_services });
     }
     for c in cmds {
         if let Err(e) = node.write(Command::Naming(c)).await {

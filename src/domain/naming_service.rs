@@ -180,7 +180,9 @@ impl NamingService {
                 let mut items = self.register(key, Owner::Beat, vec![spec], false).await?;
                 items.pop().ok_or_else(|| DomainError::Invalid("empty registration".into()))?
             }
-            (None, None) => return Ok(BeatReply { code: BEAT_UNKNOWN_RESOURCE, interval_ms: DEFAULT_BEAT_INTERVAL_MS }),
+            (None, None) => {
+                return Ok(BeatReply { code: BEAT_UNKNOWN_RESOURCE, interval_ms: DEFAULT_BEAT_INTERVAL_MS })
+            }
         };
         let r = (key.clone(), item.id.clone());
         if self.node.raft.is_leader() {
@@ -188,7 +190,10 @@ impl NamingService {
         } else {
             self.node.leases.queue_beat(r);
         }
-        Ok(BeatReply { code: BEAT_OK, interval_ms: meta_ms(&item.metadata, META_BEAT_INTERVAL, DEFAULT_BEAT_INTERVAL_MS) })
+        Ok(BeatReply {
+            code: BEAT_OK,
+            interval_ms: meta_ms(&item.metadata, META_BEAT_INTERVAL, DEFAULT_BEAT_INTERVAL_MS),
+        })
     }
 
     /// Every instance this SDK connection registered goes away with it.
@@ -225,7 +230,13 @@ impl NamingService {
     }
 
     /// Plain service names of a namespace and group, sorted, one page (1-based) and the total.
-    pub fn list_services(&self, namespace: &str, group: &str, page_no: usize, page_size: usize) -> (usize, Vec<String>) {
+    pub fn list_services(
+        &self,
+        namespace: &str,
+        group: &str,
+        page_no: usize,
+        page_size: usize,
+    ) -> (usize, Vec<String>) {
         let mut names: Vec<String> = self.node.sm.naming(|idx| {
             idx.services()
                 .filter(|(k, _)| k.namespace == namespace && k.group == group)

@@ -37,6 +37,8 @@ struct State {
     term: u64,
     conns: HashMap<(NodeId, String), Instant>,
     beats: HashMap<InstanceRef, Instant>,
+    /// Registration-created services seen empty, since when.
+    empty: HashMap<ServiceKey, Instant>,
     /// Beats received here and not yet reported to the leader (followers).
     pending: HashSet<InstanceRef>,
 }
@@ -58,6 +60,7 @@ impl Leases {
             s.term = term;
             s.conns.clear();
             s.beats.clear();
+            s.empty.clear();
         }
     }
 
@@ -98,10 +101,22 @@ impl Leases {
         now
     }
 
-    /// Drops entries for connections and instances that no longer own anything.
-    pub fn retain(&self, conns: &HashSet<(NodeId, String)>, beats: &HashSet<InstanceRef>) {
+    /// Since when a registration-created service has been empty; first sight is `now`.
+    pub fn empty_since(&self, key: &ServiceKey, now: Instant) -> Instant {
+        let mut s = self.lock();
+        if let Some(t) = s.empty.get(key) {
+            return *t;
+        }
+        s.empty.insert(key.clone(), now);
+        now
+    }
+
+    /// Drops entries for connections and instances that no longer own anything, and for
+    /// services that are no longer empty.
+    pub fn retain(&self, conns: &HashSet<(NodeId, String)>, beats: &HashSet<InstanceRef>, empty: &HashSet<ServiceKey>) {
         let mut s = self.lock();
         s.conns.retain(|k, _| conns.contains(k));
         s.beats.retain(|k, _| beats.contains(k));
+        s.empty.retain(|k, _| empty.contains(k));
     }
 }

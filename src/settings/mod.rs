@@ -157,6 +157,8 @@ pub struct Settings {
     /// How long the leader waits before expiring the instances of an SDK connection it no longer
     /// hears of (its node died, or the close was not committed).
     pub naming_connection_grace_ms: u64,
+    /// How long a service created by a registration may stay empty before the leader drops it.
+    pub naming_empty_service_clean_ms: u64,
     /// Interval of the leader's health checks of persistent instances.
     pub naming_health_check_interval_ms: u64,
     /// Non-fatal findings (unknown or repeated keys), each naming file:line and key.
@@ -240,6 +242,7 @@ impl Default for Settings {
             shutdown_grace_ms: 10_000,
             naming_connection_grace_ms: 15_000,
             naming_health_check_interval_ms: 2_000,
+            naming_empty_service_clean_ms: 60_000,
             warnings: Vec::new(),
         }
     }
@@ -398,6 +401,7 @@ fn build(l: &mut Loader) -> Result<Settings, SettingsError> {
     l.set(&mut s.config_history_retention_days, "nacos.config.retention.days", "BATATA_CONFIG_RETENTION_DAYS", to_u64)?;
     l.set(&mut s.shutdown_grace_ms, "server.shutdown-grace-ms", "", to_u64)?;
     l.set(&mut s.naming_connection_grace_ms, "nacos.naming.connection-grace-ms", "", to_u64)?;
+    l.set(&mut s.naming_empty_service_clean_ms, "nacos.naming.clean.empty-service.expired-time", "", to_u64)?;
     l.set(&mut s.naming_health_check_interval_ms, "nacos.naming.health-check-interval-ms", "", to_u64)?;
     validate(l, &s)?;
     s.warnings = std::mem::take(&mut l.warnings);

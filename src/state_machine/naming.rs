@@ -97,8 +97,8 @@ pub struct ServiceItem {
     pub spec: ServiceSpec,
     /// Whether the service holds ephemeral instances (Nacos keeps the two kinds apart).
     pub ephemeral: bool,
-    /// Created through the service API (kept when empty) rather than by a registration (dropped
-    /// with its last instance).
+    /// Created through the service API (kept until deleted) rather than by a registration
+    /// (cleaned up by the leader once it has stayed empty for a while).
     pub explicit: bool,
     /// Clusters with explicit settings; instances may name others, which get the defaults.
     pub clusters: BTreeMap<String, ClusterItem>,
@@ -120,22 +120,55 @@ pub enum NamingCmd {
     /// Registers `instances` for `owner`. With `replace_owned`, whatever `owner` had in the
     /// service is removed first: a gRPC connection holds one publish record per service, and a
     /// batch registration replaces it. Instances with an existing id are overwritten.
-    Register { service: ServiceKey, owner: Owner, instances: Vec<InstanceItem>, replace_owned: bool },
+    Register {
+        service: ServiceKey,
+        owner: Owner,
+        instances: Vec<InstanceItem>,
+        replace_owned: bool,
+    },
     /// Removes whatever `owner` registered in `service` (gRPC deregister: ip and port unused).
-    DeregisterOwned { service: ServiceKey, owner: Owner },
+    DeregisterOwned {
+        service: ServiceKey,
+        owner: Owner,
+    },
     /// Removes instances by id (HTTP deregister, beat expiry); missing ones are skipped.
-    Remove { items: Vec<(ServiceKey, String)> },
+    Remove {
+        items: Vec<(ServiceKey, String)>,
+    },
     /// Removes every instance of these owners (connections closed, or their node gone).
-    ExpireOwners { owners: Vec<Owner> },
+    ExpireOwners {
+        owners: Vec<Owner>,
+    },
     /// Health transitions decided by the leader (beats, health checks) or set by an operator.
-    SetHealth { items: Vec<(ServiceKey, String, bool)> },
+    SetHealth {
+        items: Vec<(ServiceKey, String, bool)>,
+    },
     /// Replaces an existing instance's settings (weight, enabled, healthy, metadata), keeping its
     /// owner and registration time; `NotFound` when it does not exist.
-    UpdateInstance { service: ServiceKey, instance: InstanceItem },
-    UpsertService { key: ServiceKey, spec: ServiceSpec, mode: UpsertMode },
+    UpdateInstance {
+        service: ServiceKey,
+        instance: InstanceItem,
+    },
+    UpsertService {
+        key: ServiceKey,
+        spec: ServiceSpec,
+        mode: UpsertMode,
+    },
     /// Deletes a service; refused while it has instances.
-    RemoveService { key: ServiceKey },
-    UpdateCluster { key: ServiceKey, name: String, cluster: ClusterItem },
+    RemoveService {
+        key: ServiceKey,
+    },
+    UpdateCluster {
+        key: ServiceKey,
+        name: String,
+        cluster: ClusterItem,
+    },
+    /// Drops services that registrations created and that have stayed empty (leader cleanup,
+    /// as Nacos' empty-service cleaner); skipped for any that got an instance meanwhile or was
+    /// made explicit.
+    RemoveEmptyServices {
+        keys: Vec<ServiceKey>,
+    },
 }
 
 impl NamingCmd {
@@ -150,6 +183,7 @@ impl NamingCmd {
             NamingCmd::UpsertService { .. } => "naming.upsert_service",
             NamingCmd::RemoveService { .. } => "naming.remove_service",
             NamingCmd::UpdateCluster { .. } => "naming.update_cluster",
+            NamingCmd::RemoveEmptyServices { .. } => "naming.remove_empty_services",
         }
     }
 }

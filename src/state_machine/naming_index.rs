@@ -42,8 +42,7 @@ impl NamingIndex {
             Change::NamingService { key, item: Some(item) } => match self.services.get_mut(key) {
                 Some(v) => v.item = item.clone(),
                 None => {
-                    self.services
-                        .insert(key.clone(), ServiceView { item: item.clone(), instances: BTreeMap::new() });
+                    self.services.insert(key.clone(), ServiceView { item: item.clone(), instances: BTreeMap::new() });
                 }
             },
             Change::NamingService { key, item: None } => {

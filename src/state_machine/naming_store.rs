@@ -4,7 +4,8 @@
 //! One command may touch many instances of many services (an expired node's connections), so
 //! apply accumulates a [`Tx`]: it reads through its own pending writes, writes the batch, and
 //! emits one `NamingInstances` change per touched service. A service created by a registration
-//! disappears with its last instance, as in Nacos; one created through the service API stays.
+//! outlives its last instance until the leader's cleanup removes it, as in Nacos; one created
+//! through the service API stays until deleted.
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -202,8 +203,8 @@ impl<'a> Tx<'a> {
         Ok(false)
     }
 
-    /// Creates the services that received their first instance, drops registration-created ones
-    /// left empty, and reports one change per touched service.
+    /// Creates the services that received their first instance and reports one change per
+    /// touched service.
     fn finish(mut self) -> StoreResult<Vec<Change>> {
         let keys: Vec<ServiceKey> = self.touched.keys().cloned().collect();
         for key in &keys {
@@ -221,7 +222,6 @@ impl<'a> Tx<'a> {
                     };
                     self.write_service(key, Some(item))?;
                 }
-                (Some(s), _) if !s.explicit && !self.has_instances(key)? => self.write_service(key, None)?,
                 (Some(mut s), Some(ephemeral)) if s.ephemeral != ephemeral => {
                     s.ephemeral = ephemeral;
                     self.write_service(key, Some(s))?;
@@ -356,7 +356,10 @@ pub fn apply(db: &DB, b: &mut WriteBatch, ctx: &ApplyCtx, cmd: &NamingCmd) -> St
         NamingCmd::RemoveService { key } => match tx.service(key)? {
             None => Applied::NotFound,
             Some(_) if tx.has_instances(key)? => Applied::Rejected {
-                reason: format!("Service {} is not empty, can't be delete. Please unregister instance first", key.grouped()),
+                reason: format!(
+                    "Service {} is not empty, can't be delete. Please unregister instance first",
+                    key.grouped()
+                ),
             },
             Some(_) => {
                 tx.write_service(key, None)?;
@@ -372,6 +375,16 @@ pub fn apply(db: &DB, b: &mut WriteBatch, ctx: &ApplyCtx, cmd: &NamingCmd) -> St
                 ok
             }
         },
+        NamingCmd::RemoveEmptyServices { keys } => {
+            for key in keys {
+                if let Some(s) = tx.service(key)? {
+                    if !s.explicit && !tx.has_instances(key)? {
+                        tx.write_service(key, None)?;
+                    }
+                }
+            }
+            ok
+        }
     };
     let changes = tx.finish()?;
     Ok((applied, changes))

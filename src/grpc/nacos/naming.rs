@@ -218,7 +218,9 @@ impl Naming {
         const KIND: &str = "QueryServiceResponse";
         let (req, key) = match parse(inc) {
             Ok(x) => x,
-            Err(e) => return wire::fail(KIND, code::INVALID_PARAM, &e.to_string(), json!({"serviceInfo": empty_info(None)})),
+            Err(e) => {
+                return wire::fail(KIND, code::INVALID_PARAM, &e.to_string(), json!({"serviceInfo": empty_info(None)}))
+            }
         };
         let clusters = req.cluster.unwrap_or_default();
         let sel = Selection { clusters: &clusters, healthy_only: req.healthy_only, grouped_name: false };
@@ -234,7 +236,9 @@ impl Naming {
         const KIND: &str = "SubscribeServiceResponse";
         let (req, key) = match parse(inc) {
             Ok(x) => x,
-            Err(e) => return wire::fail(KIND, code::INVALID_PARAM, &e.to_string(), json!({"serviceInfo": empty_info(None)})),
+            Err(e) => {
+                return wire::fail(KIND, code::INVALID_PARAM, &e.to_string(), json!({"serviceInfo": empty_info(None)}))
+            }
         };
         let clusters = req.clusters.unwrap_or_default();
         if req.subscribe {
@@ -242,7 +246,8 @@ impl Naming {
         } else {
             self.subscribers.remove(conn.remote, &key);
         }
-        let info = self.service.query_now(&key, &Selection { clusters: &clusters, healthy_only: false, grouped_name: false });
+        let info =
+            self.service.query_now(&key, &Selection { clusters: &clusters, healthy_only: false, grouped_name: false });
         wire::ok(KIND, json!({"serviceInfo": info_json(&info)}))
     }
 

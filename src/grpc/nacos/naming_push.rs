@@ -128,7 +128,12 @@ fn touched(ev: &ChangeEvent, into: &mut HashSet<ServiceKey>) -> bool {
 }
 
 /// Pushes every registry change to this node's subscribers. Runs for the life of the process.
-pub async fn notify_subscribers(hub: ChangeHub, conns: Arc<Connections>, subs: Arc<Subscribers>, naming: NamingService) {
+pub async fn notify_subscribers(
+    hub: ChangeHub,
+    conns: Arc<Connections>,
+    subs: Arc<Subscribers>,
+    naming: NamingService,
+) {
     let mut rx = hub.subscribe();
     loop {
         let mut dirty = HashSet::new();
@@ -155,7 +160,8 @@ pub async fn notify_subscribers(hub: ChangeHub, conns: Arc<Connections>, subs: A
             for (addr, clusters) in subs.of(&key) {
                 let Some(conn) = conns.get(&addr) else { continue };
                 let generation = subs.next_generation(addr, &key);
-                let p = Push { conns: conns.clone(), subs: subs.clone(), naming: naming.clone(), conn, key: key.clone() };
+                let p =
+                    Push { conns: conns.clone(), subs: subs.clone(), naming: naming.clone(), conn, key: key.clone() };
                 tokio::spawn(p.run(clusters, generation));
             }
         }
