@@ -5,6 +5,9 @@ pub mod nacos_history;
 pub mod nacos_listener;
 pub mod nacos_namespace;
 pub mod nacos_namespace_v3;
+pub mod nacos_naming;
+pub mod nacos_naming_v2;
+pub mod nacos_naming_v3;
 pub mod nacos_v2;
 pub mod nacos_v3;
 pub mod ops;
@@ -60,6 +63,9 @@ pub fn router(state: AppState, context_path: &str, max_body: usize) -> Router {
         .merge(nacos_namespace_v3::routes())
         .merge(nacos_v2::routes())
         .merge(nacos_v3::routes())
+        .merge(nacos_naming::routes())
+        .merge(nacos_naming_v2::routes())
+        .merge(nacos_naming_v3::routes())
         .merge(ops::nacos_routes())
         .merge(ops::admin_routes().route_layer(guard.clone()))
         .layer(DefaultBodyLimit::max(max_body));
