@@ -354,6 +354,15 @@ async fn bad_input_is_refused_and_stores_nothing() {
     assert_eq!(v, json!({"count": 0, "doms": []}));
     let d = v2(&n, Method::GET, "/nacos/v3/admin/ns/service/list", &[]).await;
     assert_eq!(d["totalCount"], 0, "{d}");
+
+    // Once the namespace exists, the same registration is accepted, and kept apart from public.
+    let ns = [("customNamespaceId", "no-such-ns"), ("namespaceName", "later")];
+    let (s, body) = send(&n, Method::POST, "/nacos/v1/console/namespaces", &ns).await;
+    assert_eq!((s, body.as_str()), (200, "true"));
+    let form = [("serviceName", "svc"), ("ip", "10.3.0.1"), ("port", "80"), ("namespaceId", "no-such-ns")];
+    ok(&n, Method::POST, INSTANCE, &form).await;
+    assert_eq!(hosts(&n, &[("serviceName", "svc"), ("namespaceId", "no-such-ns")]).await.len(), 1);
+    assert!(hosts(&n, &[("serviceName", "svc")]).await.is_empty());
 }
 
 #[tokio::test]
