@@ -248,8 +248,7 @@ struct Pushes(mpsc::UnboundedSender<Vec<String>>);
 
 impl NamingEventListener for Pushes {
     fn event(&self, e: Arc<NamingChangeEvent>) {
-        let mut ips: Vec<String> =
-            e.instances.iter().flatten().map(|i| format!("{}:{}", i.ip(), i.port())).collect();
+        let mut ips: Vec<String> = e.instances.iter().flatten().map(|i| format!("{}:{}", i.ip(), i.port())).collect();
         ips.sort();
         let _ = self.0.send(ips);
     }

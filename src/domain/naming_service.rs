@@ -290,6 +290,11 @@ impl NamingService {
         if !super::naming::valid_cluster(name) {
             return Err(DomainError::Invalid(format!("invalid cluster name: {name}")));
         }
+        let bytes: usize =
+            cluster.metadata.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() + cluster.check_path.len();
+        if bytes > super::naming::MAX_METADATA_BYTES {
+            return Err(DomainError::Invalid("cluster metadata is too large".into()));
+        }
         if !matches!(cluster.check_type.as_str(), "TCP" | "HTTP" | "NONE") {
             return Err(DomainError::Invalid(format!("unknown health checker type: {}", cluster.check_type)));
         }

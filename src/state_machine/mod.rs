@@ -17,6 +17,8 @@ pub mod snapshot;
 pub mod watch;
 
 #[cfg(test)]
+mod naming_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;

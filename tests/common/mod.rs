@@ -251,10 +251,18 @@ pub async fn converge(nodes: &[&Node]) -> (u64, u64) {
 
 /// Starts an n-node cluster from one cluster.conf and waits until all are ready.
 pub async fn start_cluster(root: &std::path::Path, n: usize) -> Vec<Node> {
+    start_cluster_with(root, n, &[]).await
+}
+
+/// [`start_cluster`] with extra environment (settings) on every node.
+pub async fn start_cluster_with(root: &std::path::Path, n: usize, env: &[(&str, &str)]) -> Vec<Node> {
     let ports: Vec<Ports> = (0..n).map(|_| Ports::new()).collect();
     let mut nodes: Vec<Node> =
         ports.iter().enumerate().map(|(i, p)| Node::new(root, &format!("n{i}"), p.clone(), &ports)).collect();
     for n in nodes.iter_mut() {
+        for (k, v) in env {
+            n.set_env(k, v);
+        }
         n.start();
     }
     for n in &nodes {
