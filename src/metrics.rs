@@ -23,17 +23,32 @@ fn counter(reg: &mut Registry, name: &str, help: &str, v: u64) {
     reg.register(name, help, c);
 }
 
-/// `sdk_connections` and `config_listeners`: what this node's SDK port holds.
-pub fn render(node: &RaftNode, sdk_connections: usize, config_listeners: usize) -> String {
+/// What this node's SDK port holds.
+pub struct SdkGauges {
+    pub connections: usize,
+    pub config_listeners: usize,
+    pub naming_subscribers: usize,
+}
+
+pub fn render(node: &RaftNode, sdk: SdkGauges) -> String {
     let st = node.status();
     let mut reg = Registry::with_prefix("batata");
-    gauge(&mut reg, "sdk_connections", "Nacos SDK connections held by this node", sdk_connections as i64);
+    gauge(&mut reg, "sdk_connections", "Nacos SDK connections held by this node", sdk.connections as i64);
     gauge(
         &mut reg,
         "sdk_config_listeners",
         "Config listeners (connection, key) held by this node",
-        config_listeners as i64,
+        sdk.config_listeners as i64,
     );
+    gauge(
+        &mut reg,
+        "sdk_naming_subscribers",
+        "Naming subscriptions (connection, service) held by this node",
+        sdk.naming_subscribers as i64,
+    );
+    let (services, instances) = node.sm.naming(|idx| (idx.services().count(), idx.instance_count()));
+    gauge(&mut reg, "naming_services", "Registry services", services as i64);
+    gauge(&mut reg, "naming_instances", "Registry instances", instances as i64);
     let opt = |v: Option<u64>| v.map(|x| x as i64).unwrap_or(-1);
     gauge(&mut reg, "raft_term", "Current Raft term", st.term as i64);
     gauge(&mut reg, "raft_leader_id", "Node id of the known leader, -1 if none", opt(st.leader));

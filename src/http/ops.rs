@@ -191,7 +191,14 @@ async fn trigger_snapshot(State(st): State<AppState>) -> Response {
 async fn metrics(State(st): State<AppState>) -> Response {
     (
         [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        crate::metrics::render(&st.node, st.sdk_conns.count(), st.sdk_config_listeners.count()),
+        crate::metrics::render(
+            &st.node,
+            crate::metrics::SdkGauges {
+                connections: st.sdk_conns.count(),
+                config_listeners: st.sdk_config_listeners.count(),
+                naming_subscribers: st.sdk_naming.subscribers.count(),
+            },
+        ),
     )
         .into_response()
 }

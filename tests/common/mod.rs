@@ -13,8 +13,42 @@ use serde_json::Value;
 
 pub const SECRET: &str = "test-cluster-secret-0123456789";
 
+/// Ports are taken below Linux's ephemeral range (32768+): a port picked there and released
+/// until the node binds it can meanwhile become the source port of some outgoing connection (a
+/// peer dialing, an SDK client), and the node then fails to start. HTTP ports come from the even
+/// thousands of 10000-19999 (their SDK port, +1000, from the odd ones), other ports from
+/// 21000-31999; each test process starts at a pid-derived offset.
+static NEXT_HTTP: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
+static NEXT_OTHER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
+
+fn next(counter: &std::sync::atomic::AtomicU32) -> u32 {
+    use std::sync::atomic::Ordering::Relaxed;
+    let _ = counter.compare_exchange(u32::MAX, std::process::id().wrapping_mul(397) % 5000, Relaxed, Relaxed);
+    counter.fetch_add(1, Relaxed)
+}
+
+fn bindable(port: u32) -> bool {
+    TcpListener::bind(("127.0.0.1", port as u16)).is_ok()
+}
+
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    loop {
+        let port = 21_000 + next(&NEXT_OTHER) % 11_000;
+        if bindable(port) {
+            return port as u16;
+        }
+    }
+}
+
+/// An HTTP port whose SDK port (+1000) is free too.
+fn free_http_port() -> u16 {
+    loop {
+        let k = next(&NEXT_HTTP) % 5000;
+        let http = 10_000 + (k / 1000) * 2000 + k % 1000;
+        if bindable(http) && bindable(http + 1000) {
+            return http as u16;
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -27,13 +61,8 @@ pub struct Ports {
 impl Ports {
     /// SDK clients compute the gRPC port as the HTTP port + 1000, so both must be free.
     pub fn new() -> Ports {
-        loop {
-            let http = free_port();
-            let Some(sdk) = http.checked_add(1000) else { continue };
-            if TcpListener::bind(("127.0.0.1", sdk)).is_ok() {
-                return Ports { http, raft: free_port(), sdk };
-            }
-        }
+        let http = free_http_port();
+        Ports { http, raft: free_port(), sdk: http + 1000 }
     }
     pub fn all_http(ports: &[Ports]) -> String {
         ports.iter().map(Ports::http_addr).collect::<Vec<_>>().join(",")
@@ -176,7 +205,8 @@ where
 }
 
 pub async fn wait_ready(node: &Node) {
-    eventually(60, &format!("node {} ready", node.ports.http), || async {
+    let what = format!("node {} ready (log: {})", node.ports.http, node.log.display());
+    eventually(60, &what, || async {
         let r = client()
             .get(node.url("/nacos/v1/console/health/readiness"))
             .timeout(Duration::from_secs(2))

@@ -89,6 +89,7 @@ impl SdkServer {
             self.naming.subscribers.clone(),
             self.naming.service.clone(),
         ));
+        tokio::spawn(naming::audit_published(self.naming.clone(), self.conns.clone()));
         tokio::spawn(connections::detect_idle(self.conns.clone()));
     }
 

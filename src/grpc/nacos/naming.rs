@@ -7,10 +7,11 @@
 //! every node applies every change and pushes to the subscribers it holds.
 
 use std::collections::HashMap;
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::time::Duration;
+use std::time::Instant;
 
 use serde::Deserialize;
 use serde_json::json;
@@ -89,9 +90,15 @@ impl InstanceJson {
 pub struct Naming {
     pub service: NamingService,
     pub subscribers: Arc<Subscribers>,
-    /// Services each connection registered in, so a closing connection that registered nothing
-    /// costs no Raft write.
-    published: Mutex<HashMap<SocketAddr, HashSet<ServiceKey>>>,
+    /// Services each connection registered in (and since when), so a closing connection that
+    /// registered nothing costs no Raft write, and lost registrations can be noticed.
+    published: Mutex<HashMap<SocketAddr, Published>>,
+}
+
+/// What one connection registered.
+struct Published {
+    conn: String,
+    services: HashMap<ServiceKey, Instant>,
 }
 
 fn err_code(e: &DomainError) -> i64 {
@@ -125,11 +132,11 @@ impl Naming {
 
     fn mark_published(&self, conn: &Conn, key: &ServiceKey, present: bool) {
         let mut g = self.published.lock().unwrap_or_else(|e| e.into_inner());
-        let set = g.entry(conn.remote).or_default();
+        let p = g.entry(conn.remote).or_insert_with(|| Published { conn: conn.id.clone(), services: HashMap::new() });
         if present {
-            set.insert(key.clone());
+            p.services.insert(key.clone(), Instant::now());
         } else {
-            set.remove(key);
+            p.services.remove(key);
         }
     }
 
@@ -137,7 +144,7 @@ impl Naming {
     pub fn connection_closed(&self, conn: &Conn) {
         self.subscribers.drop_conn(conn.remote);
         let had = self.published.lock().unwrap_or_else(|e| e.into_inner()).remove(&conn.remote);
-        if had.is_some_and(|s| !s.is_empty()) {
+        if had.is_some_and(|p| !p.services.is_empty()) {
             let svc = self.service.clone();
             let id = conn.id.clone();
             tokio::spawn(async move {
@@ -160,8 +167,11 @@ impl Naming {
         let res = match kind.as_str() {
             "registerInstance" => {
                 let spec = req.instance.unwrap_or_default().spec();
-                self.mark_published(conn, &key, true);
-                self.service.register(&key, self.owner(conn), vec![spec], true).await.map(|_| ())
+                let r = self.service.register(&key, self.owner(conn), vec![spec], true).await.map(|_| ());
+                if r.is_ok() {
+                    self.mark_published(conn, &key, true);
+                }
+                r
             }
             "deregisterInstance" => {
                 let r = self.service.deregister_owned(&key, self.owner(conn)).await;
@@ -191,8 +201,11 @@ impl Naming {
             return reply(KIND, &kind, Err(e));
         }
         let specs: Vec<InstanceSpec> = req.instances.into_iter().map(InstanceJson::spec).collect();
-        self.mark_published(conn, &key, true);
+        let empty = specs.is_empty();
         let res = self.service.register(&key, self.owner(conn), specs, true).await.map(|_| ());
+        if res.is_ok() {
+            self.mark_published(conn, &key, !empty);
+        }
         reply(KIND, &kind, res)
     }
 
@@ -264,6 +277,43 @@ impl Naming {
         let page_size = req.page_size.unwrap_or(10).clamp(1, 10_000) as usize;
         let (count, names) = self.service.list_services(&ns, group, page_no, page_size);
         wire::ok(KIND, json!({"count": count, "serviceNames": names}))
+    }
+}
+
+/// How long a registration must have existed before its absence counts as lost.
+const AUDIT_AFTER: Duration = Duration::from_secs(10);
+
+/// Notices lost registrations. If this node was cut off from the leader for longer than the
+/// grace period, the leader expired the instances of its connections while the clients, still
+/// connected here, believe them registered. Such a connection is closed: every SDK reconnects
+/// and registers its instances again. Runs for the life of the process.
+pub async fn audit_published(naming: Arc<Naming>, conns: Arc<super::connections::Connections>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let node = naming.service.node().id;
+        let now = Instant::now();
+        let lost: Vec<(SocketAddr, String)> = {
+            let g = naming.published.lock().unwrap_or_else(|e| e.into_inner());
+            naming.service.node().sm.naming(|idx| {
+                g.iter()
+                    .filter(|(_, p)| {
+                        let owner = Owner::Conn { node, conn: p.conn.clone() };
+                        p.services.iter().any(|(key, since)| {
+                            now.duration_since(*since) > AUDIT_AFTER
+                                && !idx.service(key).is_some_and(|v| v.instances.values().any(|i| i.owner == owner))
+                        })
+                    })
+                    .map(|(a, p)| (*a, p.conn.clone()))
+                    .collect()
+            })
+        };
+        for (addr, id) in lost {
+            if let Some(c) = conns.get(&addr).filter(|c| c.id == id) {
+                tracing::warn!(conn = %id, "a connection's registrations were expired while it lived; closing it so the client registers again");
+                conns.unregister(&c);
+            }
+        }
     }
 }
 
