@@ -1,5 +1,6 @@
 //! HTTP adapters (axum): parse, call the domain, shape the reply. No storage access here.
 
+pub mod consul;
 pub mod nacos_config;
 pub mod nacos_history;
 pub mod nacos_listener;
@@ -72,6 +73,7 @@ pub fn router(state: AppState, context_path: &str, max_body: usize) -> Router {
     // A snapshot may be far larger than an API request.
     let consul = Router::new()
         .merge(ops::consul_routes())
+        .merge(consul::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .merge(snapshot::routes().route_layer(guard).layer(DefaultBodyLimit::max(MAX_SNAPSHOT_UPLOAD)));
     let app =

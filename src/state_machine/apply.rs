@@ -73,6 +73,8 @@ fn apply_normal(db: &DB, b: &mut WriteBatch, index: u64, le: &LogEntry) -> Store
         Command::Config(c) => config_store::apply(db, b, &ctx, c)?,
         Command::Namespace(c) => namespace_store::apply(db, b, &ctx, c)?,
         Command::Naming(c) => super::naming_store::apply(db, b, &ctx, c)?,
+        Command::Consul(c) => super::consul_store::apply(db, b, &ctx, c)?,
+        Command::Catalog(c) => super::catalog_store::apply(db, b, &ctx, c)?,
     };
     if let Some(rid) = le.request_id {
         let rec = DedupRecord { index, applied: applied.clone() };

@@ -36,6 +36,10 @@ pub enum Command {
     Config(ConfigCmd),
     Namespace(NamespaceCmd),
     Naming(super::naming::NamingCmd),
+    /// Consul KV, sessions, transactions and events.
+    Consul(super::consul::ConsulCmd),
+    /// Consul catalog and agent registrations and their checks, on the shared registry.
+    Catalog(super::catalog::CatalogCmd),
 }
 
 impl Command {
@@ -54,6 +58,8 @@ impl Command {
             Command::Namespace(NamespaceCmd::Update { .. }) => "namespace.update",
             Command::Namespace(NamespaceCmd::Delete { .. }) => "namespace.delete",
             Command::Naming(n) => n.name(),
+            Command::Consul(c) => c.name(),
+            Command::Catalog(c) => c.name(),
         }
     }
 }
@@ -255,6 +261,10 @@ pub enum Change {
         key: ServiceKey,
         item: Option<ServiceItem>,
     },
+    /// A Consul table changed (its index is the entry's): blocking queries on it re-check.
+    ConsulTable {
+        table: super::tables::Table,
+    },
 }
 
 impl Change {
@@ -281,7 +291,10 @@ impl Change {
             | Change::BetaRemoved { key }
             | Change::TagUpdated { key, .. }
             | Change::TagRemoved { key, .. } => Some(key),
-            Change::Reset | Change::NamingInstances { .. } | Change::NamingService { .. } => None,
+            Change::Reset
+            | Change::NamingInstances { .. }
+            | Change::NamingService { .. }
+            | Change::ConsulTable { .. } => None,
         }
     }
 }

@@ -5,8 +5,12 @@
 //! an `Arc<DB>`: readers clone the `Arc` (cheap) and keep a consistent handle for their read.
 
 pub mod apply;
+pub mod catalog;
+pub mod catalog_store;
 pub mod command;
 pub mod config_store;
+pub mod consul;
+pub mod consul_store;
 pub mod namespace_store;
 pub mod naming;
 pub mod naming_index;
@@ -14,6 +18,7 @@ pub mod naming_store;
 pub mod raft_impl;
 pub mod schema;
 pub mod snapshot;
+pub mod tables;
 pub mod watch;
 
 #[cfg(test)]
@@ -76,6 +81,8 @@ pub(crate) struct Inner {
     md5_index: RwLock<Md5Index>,
     /// The registry in memory, maintained like the md5 index.
     naming: RwLock<naming_index::NamingIndex>,
+    /// Consul table indexes (in-memory copy), see `tables`.
+    tables: tables::TableIndexes,
 }
 
 /// md5 of every config, and md5 plus IPs of every beta version.
@@ -140,6 +147,7 @@ impl StateMachineStore {
         let hub = ChangeHub::new(state.last_applied.as_ref().map(|l| l.index).unwrap_or(0));
         let md5_index = RwLock::new(md5_index_of(&db)?);
         let naming = RwLock::new(naming_index::NamingIndex::build(naming_store::load_all(&db)?));
+        let tables = tables::TableIndexes::load(&db)?;
         Ok(StateMachineStore {
             inner: Arc::new(Inner {
                 root: root.to_path_buf(),
@@ -148,6 +156,7 @@ impl StateMachineStore {
                 hub,
                 md5_index,
                 naming,
+                tables,
             }),
         })
     }
@@ -167,6 +176,11 @@ impl StateMachineStore {
         }
     }
 
+    /// The log index of the last change to a Consul table (0: never changed).
+    pub fn table_index(&self, table: tables::Table) -> u64 {
+        self.inner.tables.get(table)
+    }
+
     /// Reads the in-memory registry.
     pub fn naming<R>(&self, f: impl FnOnce(&naming_index::NamingIndex) -> R) -> R {
         f(&self.inner.naming.read().unwrap_or_else(|e| e.into_inner()))
@@ -175,6 +189,16 @@ impl StateMachineStore {
     /// Brings the in-memory indexes up to date with an applied entry's changes, then tells the
     /// hub.
     pub(crate) fn publish_changes(&self, index: u64, changes: Vec<Change>) -> StoreResult<()> {
+        for c in &changes {
+            match c {
+                Change::ConsulTable { table } => self.inner.tables.set(*table, index),
+                Change::NamingInstances { .. } | Change::NamingService { .. } => {
+                    self.inner.tables.set(tables::Table::Catalog, index)
+                }
+                Change::Reset => self.inner.tables.reload(&self.db())?,
+                _ => {}
+            }
+        }
         if changes.iter().any(Change::is_reset) {
             let all = naming_index::NamingIndex::build(naming_store::load_all(&self.db())?);
             *self.inner.naming.write().unwrap_or_else(|e| e.into_inner()) = all;
@@ -207,7 +231,10 @@ impl StateMachineStore {
                             }
                             // Tagged versions are read on request; listeners are only woken.
                             Change::TagUpdated { .. } | Change::TagRemoved { .. } => {}
-                            Change::Reset | Change::NamingInstances { .. } | Change::NamingService { .. } => {}
+                            Change::Reset
+                            | Change::NamingInstances { .. }
+                            | Change::NamingService { .. }
+                            | Change::ConsulTable { .. } => {}
                         }
                     }
                 }

@@ -229,6 +229,10 @@ impl<'a> Tx<'a> {
                 _ => {}
             }
         }
+        if !self.touched.is_empty() {
+            // Nacos and Consul share one registry: every registry change moves the catalog.
+            super::tables::bump(self.db, self.b, super::tables::Table::Catalog, self.ctx.index)?;
+        }
         let mut changes = Vec::new();
         for (key, d) in self.touched {
             if let Some(item) = d.service {

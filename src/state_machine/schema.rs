@@ -50,6 +50,18 @@ pub const CF_NAMING_INSTANCE: &str = "naming_instance";
 /// connections, beats, persistent) registered, per service, without scanning every instance.
 pub const CF_NAMING_OWNER: &str = "naming_owner";
 
+/// `kv`: Consul KV key (UTF-8 bytes) -> `KvEntry` (see `state_machine::consul`).
+pub const CF_KV: &str = "kv";
+/// `kv_tombstone`: deleted KV key -> delete index (u64 BE), so a prefix's index still rises
+/// when its newest key is deleted (Consul's tombstones).
+pub const CF_KV_TOMBSTONE: &str = "kv_tombstone";
+/// `session`: Consul session id -> `SessionItem`.
+pub const CF_SESSION: &str = "session";
+/// `consul_check`: Consul health checks of the registry, see `state_machine::catalog`.
+pub const CF_CONSUL_CHECK: &str = "consul_check";
+/// `consul_event`: event sequence (u64 BE) -> user event; the newest 256 are kept.
+pub const CF_CONSUL_EVENT: &str = "consul_event";
+
 /// Column families that hold domain data: restored by `Sys::Restore` and covered by the state
 /// checksum. System families (meta, dedup, changes) are node bookkeeping.
 pub const DATA_CFS: &[&str] = &[
@@ -62,6 +74,11 @@ pub const DATA_CFS: &[&str] = &[
     CF_NAMING_SERVICE,
     CF_NAMING_INSTANCE,
     CF_NAMING_OWNER,
+    CF_KV,
+    CF_KV_TOMBSTONE,
+    CF_SESSION,
+    CF_CONSUL_CHECK,
+    CF_CONSUL_EVENT,
 ];
 
 /// Every column family, in a fixed order. The index of a family in this list is its id in the
@@ -80,6 +97,11 @@ pub const ALL_CFS: &[&str] = &[
     CF_NAMING_SERVICE,
     CF_NAMING_INSTANCE,
     CF_NAMING_OWNER,
+    CF_KV,
+    CF_KV_TOMBSTONE,
+    CF_SESSION,
+    CF_CONSUL_CHECK,
+    CF_CONSUL_EVENT,
 ];
 
 /// `sm_meta` key: last applied log id (`Option<LogId>`).
@@ -88,6 +110,10 @@ pub const META_LAST_APPLIED: &[u8] = b"last_applied";
 pub const META_MEMBERSHIP: &[u8] = b"membership";
 /// `sm_meta` key: cluster id (`String`), set once by `Sys::InitCluster`.
 pub const META_CLUSTER_ID: &[u8] = b"cluster_id";
+
+/// `sm_meta` keys: the log index of the last change to each Consul table (`u64`), written in
+/// the batch of that change; see `state_machine::tables`.
+pub const META_TABLE_INDEX: [&[u8]; 4] = [b"idx_kv", b"idx_sessions", b"idx_catalog", b"idx_events"];
 
 /// `sm_meta` key: change records below this log index were trimmed (`u64`).
 pub const META_CHANGES_TRIMMED: &[u8] = b"changes_trimmed";

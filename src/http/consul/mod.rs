@@ -1,0 +1,234 @@
+//! The Consul HTTP API (`/v1/...`), served on the main port and on the dedicated Consul port.
+//! Shared conventions live here: query parsing (presence flags, Go booleans and durations),
+//! Go-style JSON bodies (case-insensitive keys, snake_case aliases, null = absent), plain-text
+//! errors with Consul's status codes, and the agent's own identity.
+
+pub mod blocking;
+pub mod selfinfo;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::http::header;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::response::Response;
+use axum::Router;
+use serde_json::Map;
+use serde_json::Value;
+
+use super::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().merge(selfinfo::routes())
+}
+
+/// The datacenter this server belongs to.
+pub const DATACENTER: &str = "dc1";
+
+/// Query parameters: the last value of each name, plus every value of repeatable ones (`tag`,
+/// `node-meta`).
+#[derive(Debug, Default, Clone)]
+pub struct ConsulQuery {
+    last: HashMap<String, String>,
+    all: Vec<(String, String)>,
+}
+
+impl ConsulQuery {
+    pub fn parse(raw: Option<&str>) -> ConsulQuery {
+        let mut q = ConsulQuery::default();
+        for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            q.last.insert(k.to_string(), v.to_string());
+            q.all.push((k.into_owned(), v.into_owned()));
+        }
+        q
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.last.get(name).map(String::as_str)
+    }
+
+    /// A presence flag (`?recurse`, `?raw`, `?stale`...): the value is ignored.
+    pub fn flag(&self, name: &str) -> bool {
+        self.last.contains_key(name)
+    }
+
+    /// Every value of a repeatable parameter.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.all.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// A Go `strconv.ParseBool` parameter (`passing`, `enable`): absent → `None`, an empty value
+    /// counts as true, a bad value is an error.
+    pub fn go_bool(&self, name: &str) -> Result<Option<bool>, ()> {
+        match self.get(name) {
+            None => Ok(None),
+            Some("") => Ok(Some(true)),
+            Some(v) => parse_go_bool(v).map(Some).ok_or(()),
+        }
+    }
+}
+
+pub fn parse_go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// A Go duration (`300000ms`, `10s`, `1m30s`, `1.5h`, bare `0`); `None` when malformed.
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    if s.is_empty() || s.starts_with('-') {
+        return None;
+    }
+    let s = s.strip_prefix('+').unwrap_or(s);
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += n * scale;
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+/// A duration in a request body: a Go duration string or a number of nanoseconds.
+pub fn body_duration(v: &Value) -> Option<Duration> {
+    match v {
+        Value::String(s) => parse_go_duration(s),
+        Value::Number(n) => n.as_u64().map(Duration::from_nanos),
+        _ => None,
+    }
+}
+
+/// Consul's error shape: a status code and a plain-text message.
+pub fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], msg.into()).into_response()
+}
+
+/// Rewrites a Go-style JSON body so serde can read it with one spelling per field: object keys
+/// are lowercased with `_` removed (`EnableTagOverride`, `enabletagoverride` and
+/// `enable_tag_override` all become `enabletagoverride`), and `null` members are dropped (Go
+/// reads null as absent). Objects under a key in `user_maps` (normalized spelling, e.g. `meta`)
+/// hold user data: their keys are kept as sent.
+pub fn normalize_keys(v: Value, user_maps: &[&str]) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut out = Map::new();
+            for (k, v) in m {
+                if v.is_null() {
+                    continue;
+                }
+                let nk = k.to_ascii_lowercase().replace('_', "");
+                let nv = if user_maps.contains(&nk.as_str()) { v } else { normalize_keys(v, user_maps) };
+                out.insert(nk, nv);
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(|x| normalize_keys(x, user_maps)).collect()),
+        other => other,
+    }
+}
+
+/// Parses a Go-style JSON body into `T` (whose fields use the normalized spellings).
+pub fn decode_body<T: serde::de::DeserializeOwned>(body: &[u8], user_maps: &[&str]) -> Result<T, Response> {
+    let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Map::new())
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| error(StatusCode::BAD_REQUEST, format!("Request decode failed: {e}")))?
+    };
+    serde_json::from_value(normalize_keys(v, user_maps))
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("Request decode failed: {e}")))
+}
+
+/// `ns` and `partition` are Enterprise features: only empty or `default` is accepted.
+pub fn check_enterprise_params(q: &ConsulQuery) -> Result<(), Response> {
+    for p in ["ns", "partition"] {
+        if let Some(v) = q.get(p) {
+            if !v.is_empty() && v != "default" {
+                let msg = format!("Invalid query parameter: {p:?} - Namespaces are a Consul Enterprise feature");
+                return Err(error(StatusCode::BAD_REQUEST, msg));
+            }
+        }
+    }
+    if let Some(dc) = q.get("dc") {
+        if !dc.is_empty() && dc != DATACENTER {
+            return Err(error(StatusCode::INTERNAL_SERVER_ERROR, "No path to datacenter"));
+        }
+    }
+    Ok(())
+}
+
+/// This server as a Consul agent: its node in the catalog.
+#[derive(Debug, Clone)]
+pub struct AgentNode {
+    pub name: String,
+    /// A UUID derived from the Raft node id (stable across restarts).
+    pub id: String,
+    pub address: String,
+}
+
+impl AgentNode {
+    pub fn of(st: &AppState) -> AgentNode {
+        let node = st.node.id;
+        let hex = format!("{node:032x}");
+        let id = format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]);
+        let status = st.node.status();
+        let address = status
+            .members
+            .iter()
+            .find(|m| m.id == node)
+            .and_then(|m| m.peer.http_addr.rsplit_once(':').map(|(h, _)| h.to_string()))
+            .unwrap_or_else(|| "127.0.0.1".to_string());
+        AgentNode { name: format!("batata-{node}"), id, address }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        let d = |s| parse_go_duration(s);
+        assert_eq!(d("300000ms"), Some(Duration::from_secs(300)));
+        assert_eq!(d("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(d("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(d("0"), Some(Duration::ZERO));
+        assert_eq!(d("10"), None);
+        assert_eq!(d("abc"), None);
+        assert_eq!(d("-1s"), None);
+        assert_eq!(body_duration(&serde_json::json!(1_000_000_000u64)), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn body_keys_are_normalized_but_user_maps_kept() {
+        let v = serde_json::json!({"EnableTagOverride": true, "tagged_addresses": {"Lan": 1}, "Meta": {"Key_A": "x"}, "Check": null});
+        let n = normalize_keys(v, &["meta"]);
+        assert_eq!(
+            n,
+            serde_json::json!({"enabletagoverride": true, "taggedaddresses": {"lan": 1}, "meta": {"Key_A": "x"}})
+        );
+    }
+}
