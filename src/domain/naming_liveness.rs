@@ -21,6 +21,7 @@ use super::naming::DEFAULT_DELETE_TIMEOUT_MS;
 use super::naming::META_BEAT_TIMEOUT;
 use super::naming::META_DELETE_TIMEOUT;
 use crate::raft::lease::InstanceRef;
+use crate::raft::lease::LeaseKey;
 use crate::raft::lease::LeaseReport;
 use crate::raft::RaftNode;
 use crate::state_machine::command::Command;
@@ -56,21 +57,21 @@ pub async fn run(node: Arc<RaftNode>, local_conns: LocalConns, timing: Timing) {
             let term = node.status().term;
             node.leases.begin_term(term);
             // Beats this node queued while it was a follower count as seen now.
-            let beats = node.leases.take_pending();
-            node.leases.record(LeaseReport { node: node.id, conns: Some(local_conns()), beats });
+            let keys = node.leases.take_pending();
+            node.leases.record(LeaseReport { node: node.id, conns: Some(local_conns()), keys });
             let t = transitions(&node, timing, Instant::now());
             propose(&node, t).await;
         } else {
             let conns = if n.is_multiple_of(CONN_REPORT_EVERY) { Some(local_conns()) } else { None };
-            let beats = node.leases.take_pending();
-            if conns.is_none() && beats.is_empty() {
+            let keys = node.leases.take_pending();
+            if conns.is_none() && keys.is_empty() {
                 continue;
             }
-            let report = LeaseReport { node: node.id, conns, beats: beats.clone() };
+            let report = LeaseReport { node: node.id, conns, keys: keys.clone() };
             if node.send_lease_report(&report).await.is_err() {
-                // Try again with the next report rather than lose the beats.
-                for b in beats {
-                    node.leases.queue_beat(b);
+                // Try again with the next report rather than lose the keep-alives.
+                for k in keys {
+                    node.leases.queue(k);
                 }
             }
         }
@@ -92,7 +93,7 @@ pub fn transitions(node: &RaftNode, timing: Timing, now: Instant) -> Transitions
     let mut expire: BTreeSet<Owner> = BTreeSet::new();
     let mut t = Transitions::default();
     let mut live_conns: HashSet<(u64, String)> = HashSet::new();
-    let mut live_beats: HashSet<InstanceRef> = HashSet::new();
+    let mut live_beats: HashSet<LeaseKey> = HashSet::new();
     let mut empty: HashSet<ServiceKey> = HashSet::new();
     node.sm.naming(|idx| {
         for (key, view) in idx.services() {
@@ -113,7 +114,8 @@ pub fn transitions(node: &RaftNode, timing: Timing, now: Instant) -> Transitions
                     }
                     Owner::Beat => {
                         let r = (key.clone(), inst.id.clone());
-                        let silent = now.saturating_duration_since(node.leases.beat_seen(&r, now));
+                        let lk = LeaseKey::Beat(r.clone());
+                        let silent = now.saturating_duration_since(node.leases.seen(&lk, now));
                         let timeout =
                             Duration::from_millis(meta_ms(&inst.metadata, META_BEAT_TIMEOUT, DEFAULT_BEAT_TIMEOUT_MS));
                         let delete = Duration::from_millis(meta_ms(
@@ -128,14 +130,15 @@ pub fn transitions(node: &RaftNode, timing: Timing, now: Instant) -> Transitions
                         } else if silent <= timeout && !inst.healthy {
                             t.health.push((key.clone(), inst.id.clone(), true));
                         }
-                        live_beats.insert(r);
+                        live_beats.insert(lk);
                     }
                     Owner::Persistent => {}
                 }
             }
         }
     });
-    node.leases.retain(&live_conns, &live_beats, &empty);
+    node.leases.retain(&live_conns, &empty);
+    node.leases.retain_keys(|k| !matches!(k, LeaseKey::Beat(_)) || live_beats.contains(k));
     t.expire = expire.into_iter().collect();
     t
 }

@@ -13,7 +13,7 @@ use super::naming_view::Selection;
 use super::naming_view::ServiceInfo;
 use super::DomainError;
 use super::ReadConsistency;
-use crate::raft::lease::LeaseReport;
+use crate::raft::lease::LeaseKey;
 use crate::raft::RaftNode;
 use crate::state_machine::command::Applied;
 use crate::state_machine::command::Command;
@@ -184,12 +184,8 @@ impl NamingService {
                 return Ok(BeatReply { code: BEAT_UNKNOWN_RESOURCE, interval_ms: DEFAULT_BEAT_INTERVAL_MS })
             }
         };
-        let r = (key.clone(), item.id.clone());
-        if self.node.raft.is_leader() {
-            self.node.leases.record(LeaseReport { node: self.node.id, conns: None, beats: vec![r] });
-        } else {
-            self.node.leases.queue_beat(r);
-        }
+        let beat = LeaseKey::Beat((key.clone(), item.id.clone()));
+        self.node.leases.keep_alive(self.node.id, self.node.raft.is_leader(), beat);
         Ok(BeatReply {
             code: BEAT_OK,
             interval_ms: meta_ms(&item.metadata, META_BEAT_INTERVAL, DEFAULT_BEAT_INTERVAL_MS),

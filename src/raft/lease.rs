@@ -1,11 +1,12 @@
-//! Leader-local liveness: when each SDK connection and each beating HTTP instance was last seen.
-//! Nothing here goes through Raft. Every node feeds it: the leader directly, followers by a
-//! [`LeaseReport`] sent over the cluster port each second (beats batched, connection lists every
-//! few seconds). The naming domain reads it to decide the transitions it proposes.
+//! Leader-local liveness: when each SDK connection, each beating HTTP instance, each Consul
+//! session and each Consul TTL check was last kept alive. Nothing here goes through Raft. Every
+//! node feeds it: the leader directly, followers by a [`LeaseReport`] sent over the cluster port
+//! each second (keep-alives batched, connection lists every few seconds). The domains read it to
+//! decide the transitions they propose.
 //!
 //! A leader that has just been elected knows nothing yet: every lease is re-armed with a full
-//! period the first time it is looked at ([`Leases::conn_seen`], [`Leases::beat_seen`]), so an
-//! election never expires an instance early.
+//! period the first time it is looked at ([`Leases::conn_seen`], [`Leases::seen`]), so an
+//! election never expires anything early.
 
 use std::collections::HashMap;
 use std::collections::HashSet;
@@ -24,23 +25,34 @@ pub struct LeaseReport {
     pub node: NodeId,
     /// Every SDK connection the node holds, when this report carries the list.
     pub conns: Option<Vec<String>>,
-    /// HTTP instances that beat since the last report.
-    pub beats: Vec<(ServiceKey, String)>,
+    /// What was kept alive since the last report.
+    pub keys: Vec<LeaseKey>,
 }
 
 /// An instance reference: service and instance id.
 pub type InstanceRef = (ServiceKey, String);
+
+/// Something kept alive by a client's requests.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LeaseKey {
+    /// An HTTP instance's beat.
+    Beat(InstanceRef),
+    /// A Consul session renewal (session id).
+    Session(String),
+    /// A Consul TTL check update (check id).
+    Check(String),
+}
 
 #[derive(Default)]
 struct State {
     /// The term the leader tables belong to; a new term starts them afresh.
     term: u64,
     conns: HashMap<(NodeId, String), Instant>,
-    beats: HashMap<InstanceRef, Instant>,
+    seen: HashMap<LeaseKey, Instant>,
     /// Registration-created services seen empty, since when.
     empty: HashMap<ServiceKey, Instant>,
-    /// Beats received here and not yet reported to the leader (followers).
-    pending: HashSet<InstanceRef>,
+    /// Keep-alives received here and not yet reported to the leader (followers).
+    pending: HashSet<LeaseKey>,
 }
 
 #[derive(Default)]
@@ -59,7 +71,7 @@ impl Leases {
         if s.term != term {
             s.term = term;
             s.conns.clear();
-            s.beats.clear();
+            s.seen.clear();
             s.empty.clear();
         }
     }
@@ -71,18 +83,28 @@ impl Leases {
         for c in report.conns.into_iter().flatten() {
             s.conns.insert((report.node, c), now);
         }
-        for b in report.beats {
-            s.beats.insert(b, now);
+        for k in report.keys {
+            s.seen.insert(k, now);
         }
     }
 
-    /// Follower side: keeps a beat for the next report.
-    pub fn queue_beat(&self, r: InstanceRef) {
-        self.lock().pending.insert(r);
+    /// A keep-alive received by this node: recorded at once on the leader, else queued for the
+    /// next report.
+    pub fn keep_alive(&self, node: NodeId, is_leader: bool, key: LeaseKey) {
+        if is_leader {
+            self.record(LeaseReport { node, conns: None, keys: vec![key] });
+        } else {
+            self.lock().pending.insert(key);
+        }
     }
 
-    /// Follower side: the beats to report now.
-    pub fn take_pending(&self) -> Vec<InstanceRef> {
+    /// Follower side: keeps a keep-alive for the next report.
+    pub fn queue(&self, key: LeaseKey) {
+        self.lock().pending.insert(key);
+    }
+
+    /// Follower side: the keep-alives to report now.
+    pub fn take_pending(&self) -> Vec<LeaseKey> {
         self.lock().pending.drain().collect()
     }
 
@@ -91,14 +113,19 @@ impl Leases {
         *self.lock().conns.entry((node, conn.to_string())).or_insert(now)
     }
 
-    /// When the instance last beat; first sight re-arms it at `now`.
-    pub fn beat_seen(&self, r: &InstanceRef, now: Instant) -> Instant {
+    /// When `key` was last kept alive; first sight re-arms it at `now`.
+    pub fn seen(&self, key: &LeaseKey, now: Instant) -> Instant {
         let mut s = self.lock();
-        if let Some(t) = s.beats.get(r) {
+        if let Some(t) = s.seen.get(key) {
             return *t;
         }
-        s.beats.insert(r.clone(), now);
+        s.seen.insert(key.clone(), now);
         now
+    }
+
+    /// Drops the keep-alive entries `keep` refuses (each domain prunes its own kind).
+    pub fn retain_keys(&self, keep: impl Fn(&LeaseKey) -> bool) {
+        self.lock().seen.retain(|k, _| keep(k));
     }
 
     /// Since when a registration-created service has been empty; first sight is `now`.
@@ -111,12 +138,11 @@ impl Leases {
         now
     }
 
-    /// Drops entries for connections and instances that no longer own anything, and for
-    /// services that are no longer empty.
-    pub fn retain(&self, conns: &HashSet<(NodeId, String)>, beats: &HashSet<InstanceRef>, empty: &HashSet<ServiceKey>) {
+    /// Drops entries for connections that no longer own anything, and for services that are no
+    /// longer empty.
+    pub fn retain(&self, conns: &HashSet<(NodeId, String)>, empty: &HashSet<ServiceKey>) {
         let mut s = self.lock();
         s.conns.retain(|k, _| conns.contains(k));
-        s.beats.retain(|k, _| beats.contains(k));
         s.empty.retain(|k, _| empty.contains(k));
     }
 }
