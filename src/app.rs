@@ -103,10 +103,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let log = LogStore::open(&data_dir.join("raft")).context("opening the raft log")?;
     let ready_index = log.clone().read_committed().await?.map(|l| l.index).unwrap_or(0);
     let sm = StateMachineStore::open(&data_dir).context("opening the state machine")?;
-    let clients = PeerClients::new(topo.secret.clone());
+    let routes = crate::raft::network::parse_routes(&settings.cluster_peer_routes)
+        .map_err(|e| anyhow::anyhow!("nacos.cluster.peer-routes: {e}"))?;
+    let clients = PeerClients::with_routes(topo.secret.clone(), routes);
     let network = NetworkFactory { self_id: node_id, clients: clients.clone() };
     let raft = Raft::new(node_id, Arc::new(raft_config(&settings)?), network, log.clone(), sm.clone()).await?;
-    let node = Arc::new(RaftNode::new(raft, node_id, sm, log, clients));
+    let mut node = RaftNode::new(raft, node_id, sm, log, clients);
+    if settings.debug_skip_read_index {
+        tracing::error!(
+            "debug.fault.skip-read-index is set: linearizable reads are NOT linearizable (test-only seeded bug)"
+        );
+        node.skip_read_index = true;
+    }
+    let node = Arc::new(node);
     tracing::info!(node_id, http = %topo.me.http_addr, raft = %topo.me.raft_addr, "raft node started");
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -66,6 +66,8 @@ pub struct RaftNode {
     pub clients: PeerClients,
     /// Liveness seen by this node (leader tables, and beats a follower has yet to report).
     pub leases: lease::Leases,
+    /// Test-only seeded bug (`debug.fault.skip-read-index`): the read barrier does nothing.
+    pub skip_read_index: bool,
     /// Request ids are (node id, start nanos + counter): unique without randomness.
     req_base: u128,
     req_seq: AtomicU64,
@@ -74,7 +76,17 @@ pub struct RaftNode {
 impl RaftNode {
     pub fn new(raft: Raft, id: NodeId, sm: StateMachineStore, log: LogStore, clients: PeerClients) -> RaftNode {
         let base = ((id as u128) << 64) | (crate::now_ms() as u128 * 1_000_000);
-        RaftNode { raft, id, sm, log, clients, leases: Default::default(), req_base: base, req_seq: AtomicU64::new(0) }
+        RaftNode {
+            raft,
+            id,
+            sm,
+            log,
+            clients,
+            leases: Default::default(),
+            skip_read_index: false,
+            req_base: base,
+            req_seq: AtomicU64::new(0),
+        }
     }
 
     pub fn next_request_id(&self) -> u128 {
@@ -170,6 +182,9 @@ impl RaftNode {
 
     /// After this returns, a local read observes every write acknowledged before it was called.
     pub async fn linearizable_barrier(&self) -> Result<(), WriteError> {
+        if self.skip_read_index {
+            return Ok(());
+        }
         let deadline = Instant::now() + WRITE_DEADLINE;
         loop {
             let res = if self.raft.is_leader() {

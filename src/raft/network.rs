@@ -70,6 +70,18 @@ pub enum Purpose {
 pub struct PeerClients {
     secret: Arc<String>,
     channels: Arc<Mutex<HashMap<(String, Purpose), Channel>>>,
+    /// Peer address -> address to dial instead (`nacos.cluster.peer-routes`).
+    routes: Arc<HashMap<String, String>>,
+}
+
+/// Parses `addr=>via,addr2=>via2`.
+pub fn parse_routes(spec: &str) -> Result<HashMap<String, String>, String> {
+    let mut out = HashMap::new();
+    for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (from, to) = pair.split_once("=>").ok_or_else(|| format!("peer route {pair:?} is not addr=>via"))?;
+        out.insert(from.trim().to_string(), to.trim().to_string());
+    }
+    Ok(out)
 }
 
 pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -82,7 +94,15 @@ pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, String> {
 
 impl PeerClients {
     pub fn new(secret: String) -> PeerClients {
-        PeerClients { secret: Arc::new(secret), channels: Arc::new(Mutex::new(HashMap::new())) }
+        PeerClients::with_routes(secret, HashMap::new())
+    }
+
+    pub fn with_routes(secret: String, routes: HashMap<String, String>) -> PeerClients {
+        PeerClients {
+            secret: Arc::new(secret),
+            channels: Arc::new(Mutex::new(HashMap::new())),
+            routes: Arc::new(routes),
+        }
     }
 
     pub fn client(&self, addr: &str, purpose: Purpose) -> Result<ClusterServiceClient<Channel>, String> {
@@ -91,7 +111,8 @@ impl PeerClients {
         let ch = match map.get(&key) {
             Some(c) => c.clone(),
             None => {
-                let ep = Endpoint::from_shared(format!("http://{addr}"))
+                let dial = self.routes.get(addr).map(String::as_str).unwrap_or(addr);
+                let ep = Endpoint::from_shared(format!("http://{dial}"))
                     .map_err(|e| format!("bad peer address {addr}: {e}"))?
                     .connect_timeout(Duration::from_secs(2))
                     .tcp_nodelay(true)

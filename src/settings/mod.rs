@@ -133,6 +133,12 @@ pub struct Settings {
     pub cluster_port: u16,
     pub cluster_bind_address: IpAddr,
     pub cluster_secret: Option<String>,
+    /// `addr=>via` pairs: dial `via` to reach the peer at `addr` (a tunnel, a NAT, or the
+    /// fault-injecting proxy of tests/jepsen-lite). Empty: dial peers directly.
+    pub cluster_peer_routes: String,
+    /// Test-only seeded bug: linearizable reads skip the read-index (tests/jepsen-lite proves its
+    /// checker catches this). Never set it in production.
+    pub debug_skip_read_index: bool,
     /// 0 = do not serve the dedicated Consul port.
     pub consul_port: u16,
     pub auth_enabled: bool,
@@ -222,6 +228,8 @@ impl Default for Settings {
             cluster_port: 9849,
             cluster_bind_address: any,
             cluster_secret: None,
+            cluster_peer_routes: String::new(),
+            debug_skip_read_index: false,
             consul_port: 8500,
             auth_enabled: false,
             auth_token_expire_seconds: 18_000,
@@ -360,6 +368,8 @@ fn build(l: &mut Loader) -> Result<Settings, SettingsError> {
     l.set(&mut s.cluster_port, "nacos.cluster.port", "BATATA_CLUSTER_PORT", to_port)?;
     l.set(&mut s.cluster_bind_address, "nacos.cluster.bind-address", "BATATA_CLUSTER_BIND_ADDRESS", to_ip)?;
     l.set(&mut s.cluster_secret, "nacos.cluster.secret", "BATATA_CLUSTER_SECRET", to_opt_string)?;
+    l.set(&mut s.cluster_peer_routes, "nacos.cluster.peer-routes", "", to_string)?;
+    l.set(&mut s.debug_skip_read_index, "debug.fault.skip-read-index", "", to_bool)?;
     l.set(&mut s.consul_port, "consul.port", "BATATA_CONSUL_PORT", to_port_or_zero)?;
     l.set(&mut s.auth_enabled, "nacos.core.auth.enabled", "BATATA_AUTH_ENABLED", to_bool)?;
     // The legacy key is applied first so the plugin key wins when both are present.
