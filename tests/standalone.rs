@@ -246,7 +246,7 @@ async fn bench_harness_smoke() {
     let mut n = Node::new(root.path(), "solo", Ports::new(), &[]);
     n.start();
     wait_ready(&n).await;
-    for workload in ["config-publish", "config-get", "grpc-config-get"] {
+    for workload in ["config-publish", "config-get", "grpc-config-get", "grpc-instance-register"] {
         let json = root.path().join(format!("{workload}.json"));
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_batata-bench"))
             .args(["--workload", workload, "--addr", &n.ports.http_addr(), "--concurrency", "4", "--smoke", "--json"])
@@ -258,16 +258,18 @@ async fn bench_harness_smoke() {
         assert!(v["ok"].as_u64().unwrap() > 0, "{v}");
         assert_eq!(v["errors"]["total"], 0, "{v}");
     }
-    let json = root.path().join("fanout.json");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_batata-bench"))
-        .args(["--workload", "listener-fanout", "--addr", &n.ports.http_addr(), "--smoke", "--json"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "listener-fanout: {}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    assert_eq!((&v["listeners"], &v["rounds"]), (&4.into(), &2.into()), "{v}");
-    assert!(v["all_notified_ms"]["max"].as_f64().unwrap() > 0.0, "{v}");
+    for (workload, count) in [("listener-fanout", "listeners"), ("naming-fanout", "subscribers")] {
+        let json = root.path().join(format!("{workload}.json"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_batata-bench"))
+            .args(["--workload", workload, "--addr", &n.ports.http_addr(), "--smoke", "--json"])
+            .arg(&json)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{workload}: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!((&v[count], &v["rounds"]), (&4.into(), &2.into()), "{v}");
+        assert!(v["all_notified_ms"]["max"].as_f64().unwrap() > 0.0, "{v}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

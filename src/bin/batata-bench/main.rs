@@ -1,5 +1,6 @@
-//! `batata-bench`: an HTTP load generator for Batata's Nacos config API, with etcd's v3 JSON
-//! gateway as a baseline so both systems can be measured by the same client.
+//! `batata-bench`: a load generator for Batata's Nacos config API (HTTP and the SDK gRPC port)
+//! and registry (gRPC), with etcd's v3 JSON gateway as a baseline so both systems can be
+//! measured by the same client.
 //!
 //! Two modes:
 //! - **closed loop** (default): `--concurrency` workers each send the next request as soon as the
@@ -35,6 +36,7 @@ use tokio::time::Instant;
 
 mod fanout;
 mod nacos_grpc;
+mod naming_fanout;
 mod stats;
 use stats::*;
 
@@ -54,6 +56,12 @@ enum Workload {
     /// `--listeners` gRPC connections each listen to one config; each round publishes it and
     /// times until every listener has its change push (`--duration` rounds).
     ListenerFanout,
+    /// Nacos `InstanceRequest` registrations over the SDK gRPC port, one connection per worker;
+    /// each acknowledged registration is Raft-committed.
+    GrpcInstanceRegister,
+    /// `--listeners` gRPC connections each subscribe to one service; each round changes its
+    /// instance and times until every subscriber has the push (`--duration` rounds).
+    NamingFanout,
 }
 
 impl Workload {
@@ -65,6 +73,8 @@ impl Workload {
             Workload::EtcdGet => "etcd-get",
             Workload::GrpcConfigGet => "grpc-config-get",
             Workload::ListenerFanout => "listener-fanout",
+            Workload::GrpcInstanceRegister => "grpc-instance-register",
+            Workload::NamingFanout => "naming-fanout",
         }
     }
 
@@ -73,22 +83,24 @@ impl Workload {
         match self {
             Workload::ConfigGet | Workload::GrpcConfigGet => Some(Workload::ConfigPublish),
             Workload::EtcdGet => Some(Workload::EtcdPut),
-            Workload::ConfigPublish | Workload::EtcdPut | Workload::ListenerFanout => None,
+            Workload::ConfigPublish
+            | Workload::EtcdPut
+            | Workload::ListenerFanout
+            | Workload::GrpcInstanceRegister
+            | Workload::NamingFanout => None,
         }
     }
 
     fn default_addr(self) -> &'static str {
         match self {
-            Workload::ConfigPublish | Workload::ConfigGet | Workload::GrpcConfigGet | Workload::ListenerFanout => {
-                "127.0.0.1:8848"
-            }
             Workload::EtcdPut | Workload::EtcdGet => "127.0.0.1:2379",
+            _ => "127.0.0.1:8848",
         }
     }
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "batata-bench", about = "HTTP load generator for Batata (Nacos config API) and etcd")]
+#[command(name = "batata-bench", about = "Load generator for Batata (Nacos config and registry) and etcd")]
 struct Args {
     #[arg(long, value_enum)]
     workload: Workload,
@@ -120,7 +132,7 @@ struct Args {
     /// Nacos context path of the server.
     #[arg(long, default_value = "/nacos")]
     context_path: String,
-    /// listener-fanout: number of listening gRPC connections.
+    /// listener-fanout / naming-fanout: number of listening / subscribing gRPC connections.
     #[arg(long, default_value_t = 1000)]
     listeners: usize,
     /// Quick sanity run for tests: duration 1 s, no warm-up, 10 keys. Any error fails the run.
@@ -166,8 +178,8 @@ struct Target {
     value: String,
     value_b64: String,
     next_addr: AtomicUsize,
-    /// Registered SDK connections (grpc-config-get), used round-robin.
-    grpc: Vec<nacos_grpc::SdkConn>,
+    /// The SDK connections of the gRPC request workloads (grpc-*).
+    grpc: nacos_grpc::Pool,
 }
 
 impl Target {
@@ -191,23 +203,16 @@ impl Target {
                 .post(format!("http://{addr}/v3/kv/range"))
                 .header(CONTENT_TYPE, json)
                 .body(format!(r#"{{"key":"{etcd_key}"}}"#)),
-            // Not HTTP: answered in `call`.
-            Workload::GrpcConfigGet | Workload::ListenerFanout => c.get(format!("http://{addr}/")),
+            // Not HTTP: answered in `call` (or by the fan-out modules).
+            _ => c.get(format!("http://{addr}/")),
         }
     }
 
-    /// Sends one request and reads the whole body (so the connection goes back to the pool).
-    async fn call(&self, op: Workload, key: u64) -> Result<(), Failure> {
-        if op == Workload::GrpcConfigGet {
-            let i = self.next_addr.fetch_add(1, Ordering::Relaxed) % self.grpc.len().max(1);
-            let mut c = self
-                .grpc
-                .get(i)
-                .map(|c| c.unary.clone())
-                .ok_or_else(|| Failure { kind: Kind::Connect, detail: "no gRPC connection".into() })?;
-            return nacos_grpc::SdkConn::query(&mut c, &format!("bench-{key}"))
-                .await
-                .map_err(|detail| Failure { kind: Kind::Status, detail });
+    /// Sends one request of worker `worker` and reads the whole body (so the connection goes
+    /// back to the pool).
+    async fn call(&self, op: Workload, worker: usize, key: u64) -> Result<(), Failure> {
+        if matches!(op, Workload::GrpcConfigGet | Workload::GrpcInstanceRegister) {
+            return self.grpc.call(op, worker, key).await;
         }
         let resp = self.request(op, key).send().await.map_err(Failure::from_reqwest)?;
         let status = resp.status();
@@ -240,7 +245,7 @@ async fn closed_worker(t: Arc<Target>, id: u64, p: Plan) -> Stats {
         if sent >= p.end {
             return st;
         }
-        let result = t.call(p.op, rng.next() % p.keys).await;
+        let result = t.call(p.op, id as usize, rng.next() % p.keys).await;
         if sent >= p.measure_from {
             st.record(result, sent.elapsed());
         }
@@ -257,7 +262,7 @@ async fn open_worker(t: Arc<Target>, id: u64, p: Plan, mut due: Instant, every: 
         if sent >= p.end {
             break;
         }
-        let result = t.call(p.op, rng.next() % p.keys).await;
+        let result = t.call(p.op, id as usize, rng.next() % p.keys).await;
         if due >= p.measure_from {
             st.record(result, due.elapsed());
             st.send_lag.record(sent - due);
@@ -274,7 +279,7 @@ async fn open_worker(t: Arc<Target>, id: u64, p: Plan, mut due: Instant, every: 
 /// Writes every key once so read workloads measure hits, not misses.
 async fn populate(t: &Target, op: Workload, keys: u64, parallel: usize) -> anyhow::Result<()> {
     let failures: Vec<Failure> = futures::stream::iter(0..keys)
-        .map(|k| t.call(op, k))
+        .map(|k| t.call(op, 0, k))
         .buffer_unordered(parallel)
         .filter_map(|r| async move { r.err() })
         .collect()
@@ -411,24 +416,18 @@ fn setup(a: &mut Args) -> anyhow::Result<Target> {
         .context("building the HTTP client")?;
     let value_b64 = base64(value.as_bytes());
     let (addrs, next_addr) = (a.addrs.clone(), AtomicUsize::new(0));
-    Ok(Target { client, addrs, context_path, value, value_b64, next_addr, grpc: Vec::new() })
+    let grpc = nacos_grpc::Pool::default();
+    Ok(Target { client, addrs, context_path, value, value_b64, next_addr, grpc })
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut a = Args::parse();
     let mut target = setup(&mut a)?;
-    if a.workload == Workload::ListenerFanout {
-        return fanout::run(&target, &a).await;
-    }
-    if a.workload == Workload::GrpcConfigGet {
-        // SDK clients multiplex on few connections: up to 8 per node here.
-        let per_addr = usize::from(a.concurrency).clamp(1, 8);
-        for addr in &a.addrs {
-            for _ in 0..per_addr {
-                target.grpc.push(nacos_grpc::SdkConn::connect(addr).await?);
-            }
-        }
+    match a.workload {
+        Workload::ListenerFanout => return fanout::run(&target, &a).await,
+        Workload::NamingFanout => return naming_fanout::run(&target, &a).await,
+        _ => target.grpc = nacos_grpc::Pool::open(a.workload, &a.addrs, a.concurrency).await?,
     }
     let target = Arc::new(target);
     if let Some(op) = a.workload.populate_with() {
