@@ -2,11 +2,13 @@
 # Benchmarks Batata on this machine and prints a Markdown table of the results.
 #
 # Steps: build release binaries; record the machine (CPUs, memory, kernel, disk fsync latency);
-# time a standalone node from start to ready and read its idle RSS; start a 3-node cluster on
-# loopback and run config-publish at 1, 64 and 256 clients (entries per fsync read from the
-# leader's /nacos/metrics around each run), config-get over HTTP and over gRPC at 64 clients and
-# the listener fan-out at 1,000 and 10,000 gRPC listeners; then the same writes
-# against a 3-member etcd cluster (etcd-put) for the Batata/etcd throughput ratio.
+# time a standalone node from start to ready, read its idle RSS, then run gRPC instance
+# registrations on it at 1, 64 and 256 clients; start a 3-node cluster on loopback and run
+# config-publish and grpc-instance-register at 1, 64 and 256 clients (entries per fsync read from
+# the leader's /nacos/metrics around each durable run), config-get over HTTP and over gRPC at 64
+# clients, the listener fan-out at 1,000 and 10,000 gRPC listeners and the subscriber
+# (naming) fan-out at 1,000 and 10,000 gRPC subscribers; then the same config writes against a
+# 3-member etcd cluster (etcd-put) for the Batata/etcd throughput ratio.
 #
 # Environment:
 #   BENCH_DURATION=20   measured seconds per run (each run adds batata-bench's 2 s warm-up)
@@ -42,6 +44,17 @@ done
 
 log() { echo "== $*" >&2; }
 die() { echo "bench.sh: $*" >&2; exit 1; }
+
+# The fan-outs open one connection per listener/subscriber in batata-bench: raise the soft
+# open-files limit to the hard one and check it is enough.
+if [ "$SMOKE" != 1 ]; then
+  need=$((FANOUT[-1] + 1000))
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  nofile=$(ulimit -n)
+  if [ "$nofile" != unlimited ] && [ "$nofile" -lt "$need" ]; then
+    die "the fan-outs need ulimit -n >= $need (the hard limit is $(ulimit -Hn))"
+  fi
+fi
 
 # --- work dir, cleanup ------------------------------------------------------------------------
 parent=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
@@ -148,6 +161,46 @@ bench() { # result name, then batata-bench arguments
   "$BENCH_BIN" "${args[@]}" | tee "$WORK/logs/$name.txt" >&2
 }
 
+# The nodes of the running Batata deployment (HTTP ports): leader_port looks among them.
+HTTP=()
+metrics() { curl -fsS --max-time 5 "http://127.0.0.1:$1/nacos/metrics"; }
+leader_port() {
+  local p m
+  for p in "${HTTP[@]}"; do
+    m=$(metrics "$p" 2>/dev/null) || continue
+    if grep -qx 'batata_raft_is_leader 1' <<<"$m"; then
+      echo "$p"
+      return 0
+    fi
+  done
+  die "no node reports batata_raft_is_leader 1"
+}
+counters() { # port -> "fsyncs entries_synced"
+  local m
+  m=$(metrics "$1") || die "cannot read http://127.0.0.1:$1/nacos/metrics"
+  awk '$1 == "batata_raft_log_fsyncs_total" { f = $2 } $1 == "batata_raft_log_entries_synced_total" { e = $2 }
+       END { if (f == "" || e == "") exit 1; print f, e }' <<<"$m" || die "fsync counters missing on port $1"
+}
+
+declare -A EPF
+durable() { # like bench, also recording the entries per fsync on the leader during the run
+  local name=$1 lp fe f0 e0 f1 e1
+  lp=$(leader_port)
+  fe=$(counters "$lp")
+  read -r f0 e0 <<<"$fe"
+  bench "$@"
+  fe=$(counters "$lp")
+  read -r f1 e1 <<<"$fe"
+  if [ "$(leader_port)" != "$lp" ]; then
+    EPF[$name]="n/a (leader changed)"
+  elif [ "$f1" -gt "$f0" ]; then
+    EPF[$name]=$(calc "%.1f" "($e1 - $e0) / ($f1 - $f0)")
+  else
+    EPF[$name]="n/a (no fsync)"
+  fi
+  log "$name: ${EPF[$name]} entries per fsync on the leader (127.0.0.1:$lp)"
+}
+
 # --- build ------------------------------------------------------------------------------------
 log "building release binaries"
 cargo build --release --bins >&2
@@ -213,8 +266,13 @@ wait_http "http://127.0.0.1:$S_HTTP/nacos/v1/console/health/readiness" "$S_PID" 
 READY_MS=$((($(now_ns) - t0) / 1000000))
 sleep 5
 RSS_MIB=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$S_PID/status")
-stop_pids "$S_PID"
 log "standalone: ready in $READY_MS ms, idle RSS $RSS_MIB MiB"
+HTTP=("$S_HTTP")
+for c in "${LEVELS[@]}"; do
+  durable "grpc-instance-register-1node-c$c" --workload grpc-instance-register --addr "127.0.0.1:$S_HTTP" \
+    --concurrency "$c" --duration "$DURATION"
+done
+stop_pids "$S_PID"
 
 # --- 3-node cluster ---------------------------------------------------------------------------
 HTTP=() ADDR_ARGS=()
@@ -243,42 +301,12 @@ for i in 1 2 3; do
   wait_http "http://127.0.0.1:${HTTP[i - 1]}/nacos/v1/console/health/readiness" "${NODE_PIDS[i - 1]}" "node$i" 120
 done
 
-metrics() { curl -fsS --max-time 5 "http://127.0.0.1:$1/nacos/metrics"; }
-leader_port() {
-  local p m
-  for p in "${HTTP[@]}"; do
-    m=$(metrics "$p" 2>/dev/null) || continue
-    if grep -qx 'batata_raft_is_leader 1' <<<"$m"; then
-      echo "$p"
-      return 0
-    fi
-  done
-  die "no node reports batata_raft_is_leader 1"
-}
-counters() { # port -> "fsyncs entries_synced"
-  local m
-  m=$(metrics "$1") || die "cannot read http://127.0.0.1:$1/nacos/metrics"
-  awk '$1 == "batata_raft_log_fsyncs_total" { f = $2 } $1 == "batata_raft_log_entries_synced_total" { e = $2 }
-       END { if (f == "" || e == "") exit 1; print f, e }' <<<"$m" || die "fsync counters missing on port $1"
-}
-
-declare -A EPF
 for c in "${LEVELS[@]}"; do
-  name=config-publish-c$c
-  lp=$(leader_port)
-  fe=$(counters "$lp")
-  read -r f0 e0 <<<"$fe"
-  bench "$name" --workload config-publish "${ADDR_ARGS[@]}" --concurrency "$c" --duration "$DURATION"
-  fe=$(counters "$lp")
-  read -r f1 e1 <<<"$fe"
-  if [ "$(leader_port)" != "$lp" ]; then
-    EPF[$name]="n/a (leader changed)"
-  elif [ "$f1" -gt "$f0" ]; then
-    EPF[$name]=$(calc "%.1f" "($e1 - $e0) / ($f1 - $f0)")
-  else
-    EPF[$name]="n/a (no fsync)"
-  fi
-  log "$name: ${EPF[$name]} entries per fsync on the leader (127.0.0.1:$lp)"
+  durable "config-publish-c$c" --workload config-publish "${ADDR_ARGS[@]}" --concurrency "$c" --duration "$DURATION"
+done
+for c in "${LEVELS[@]}"; do
+  durable "grpc-instance-register-c$c" --workload grpc-instance-register "${ADDR_ARGS[@]}" --concurrency "$c" \
+    --duration "$DURATION"
 done
 
 GET_PORT=${HTTP[0]}
@@ -289,6 +317,10 @@ bench grpc-config-get-c64 --workload grpc-config-get --addr "127.0.0.1:$GET_PORT
 # Listener fan-out: listeners spread over the 3 nodes, the publish goes through node 1.
 for l in "${FANOUT[@]}"; do
   bench "listener-fanout-$l" --workload listener-fanout "${ADDR_ARGS[@]}" --listeners "$l" --duration 5
+done
+# Subscriber fan-out: subscribers spread over the 3 nodes, the registering connection on node 1.
+for l in "${FANOUT[@]}"; do
+  bench "naming-fanout-$l" --workload naming-fanout "${ADDR_ARGS[@]}" --listeners "$l" --duration 5
 done
 stop_pids "${NODE_PIDS[@]}"
 
@@ -360,23 +392,28 @@ REPORT=$WORK/report.md
   echo "| Workload | Target | Clients | req/s | p50 | p99 | p99.9 | max | Errors | Entries/fsync | Command |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|"
   for c in "${LEVELS[@]}"; do row "config-publish-c$c" "Batata, 3 nodes"; done
+  for c in "${LEVELS[@]}"; do row "grpc-instance-register-1node-c$c" "Batata, 1 node (standalone)"; done
+  for c in "${LEVELS[@]}"; do row "grpc-instance-register-c$c" "Batata, 3 nodes"; done
   row config-get-c64 "Batata, 1 node ($GET_ROLE)"
   row grpc-config-get-c64 "Batata, 1 node ($GET_ROLE)"
   if [ -z "$ETCD_NOTE" ]; then
     for c in "${LEVELS[@]}"; do row "etcd-put-c$c" "etcd $ETCD_VERSION, 3 members"; done
   fi
   echo
-  echo "Listener fan-out: gRPC connections each listening to one config, spread over the 3 nodes; each"
-  echo "round publishes it through node 1 and waits until every listener has its change push (5 rounds)."
+  echo "Fan-outs: gRPC connections spread over the 3 nodes. Listener fan-out: each listens to one config;"
+  echo "each round publishes it through node 1 and waits until every listener has its change push. Subscriber"
+  echo "(naming) fan-out: each subscribes to one service; each round a connection on node 1 registers its"
+  echo "instance at the other of two addresses and waits until every subscriber has a push showing it. 5 rounds."
   echo
-  echo "| Listeners | All notified, median round (ms) | Worst round (ms) | Per listener p50 (ms) | p99 (ms) | Command |"
-  echo "|---|---|---|---|---|---|"
-  for l in "${FANOUT[@]}"; do
-    f=$RES/listener-fanout-$l.json
+  echo "| Fan-out | Connections | All notified, median round (ms) | Worst round (ms) | Per connection p50 (ms) | p99 (ms) | Connect + listen/subscribe (s) | Command |"
+  echo "|---|---|---|---|---|---|---|---|"
+  for name in "${FANOUT[@]/#/listener-fanout-}" "${FANOUT[@]/#/naming-fanout-}"; do
+    f=$RES/$name.json
     # shellcheck disable=SC2016 # the backticks are Markdown code spans
-    printf '| %s | %s | %s | %s | %s | `%s` |\n' "$(jget "$f" listeners)" "$(calc "%.1f" "$(jget "$f" median)")" \
+    printf '| %s | %s | %s | %s | %s | %s | %s | `%s` |\n' "$(jget "$f" workload | tr -d '"')" \
+      "$(jget "$f" listeners)$(jget "$f" subscribers)" "$(calc "%.1f" "$(jget "$f" median)")" \
       "$(calc "%.1f" "$(jget "$f" max)")" "$(calc "%.1f" "$(jget "$f" p50)")" "$(calc "%.1f" "$(jget "$f" p99)")" \
-      "${CMD[listener-fanout-$l]}"
+      "$(calc "%.1f" "$(jget "$f" connect_and_listen_s)$(jget "$f" connect_and_subscribe_s)")" "${CMD[$name]}"
   done
   echo
 } >"$REPORT"
