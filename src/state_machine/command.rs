@@ -217,6 +217,8 @@ pub enum Applied {
     /// A rule of the domain refused the command (checked against replicated state, so every
     /// replica agrees); nothing was written.
     Rejected { reason: String },
+    /// A Consul command's reply that the variants above cannot carry (a transaction's results).
+    Consul(Box<super::consul::ConsulReply>),
 }
 
 /// A change made by one applied entry, published to watchers and kept in the durable change

@@ -11,6 +11,7 @@ pub mod command;
 pub mod config_store;
 pub mod consul;
 pub mod consul_store;
+mod consul_txn;
 pub mod namespace_store;
 pub mod naming;
 pub mod naming_index;
@@ -21,6 +22,8 @@ pub mod snapshot;
 pub mod tables;
 pub mod watch;
 
+#[cfg(test)]
+mod consul_tests;
 #[cfg(test)]
 mod naming_tests;
 #[cfg(test)]

@@ -247,6 +247,60 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> std::io::Result<T> {
     }
 }
 
+/// `kv` key: the Consul key's UTF-8 bytes, so a byte-prefix scan is Consul's prefix match.
+pub fn kv_key(key: &str) -> &[u8] {
+    key.as_bytes()
+}
+
+/// `kv_tombstone` value: the delete index (8 bytes BE), followed by the lock-delay deadline in
+/// leader ms (8 bytes BE) when a session invalidation deleted the key while a lock-delay
+/// applies: Consul keeps a key's lock-delay even when the key itself is gone.
+pub fn kv_tombstone_value(delete_index: u64, lock_delay_until_ms: u64) -> Vec<u8> {
+    let mut v = delete_index.to_be_bytes().to_vec();
+    if lock_delay_until_ms > 0 {
+        v.extend_from_slice(&lock_delay_until_ms.to_be_bytes());
+    }
+    v
+}
+
+/// (delete index, lock-delay deadline ms or 0) of a `kv_tombstone` value.
+pub fn parse_kv_tombstone(v: &[u8]) -> Option<(u64, u64)> {
+    let index = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+    let delay = match v.get(8..16) {
+        Some(d) => u64::from_be_bytes(d.try_into().ok()?),
+        None => 0,
+    };
+    Some((index, delay))
+}
+
+/// `session` key of a session record: the session id (ids never contain \0).
+pub fn session_key(id: &str) -> &[u8] {
+    id.as_bytes()
+}
+
+/// `session` key recording that session `id` holds the lock on KV `key`: id \0 key (value
+/// empty). Lets an invalidation find the session's keys without scanning the KV table; such keys
+/// are told apart from session records by the \0.
+pub fn session_lock_key(id: &str, key: &str) -> Vec<u8> {
+    let mut k = session_lock_prefix(id);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// Prefix of every lock record of session `id`.
+pub fn session_lock_prefix(id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(id.len() + 1);
+    k.extend_from_slice(id.as_bytes());
+    k.push(SEP);
+    k
+}
+
+/// `consul_event` key: the log index the event was fired at (8 bytes BE), so keys sort in
+/// firing order.
+pub fn event_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
