@@ -2,7 +2,9 @@
 //! `batata` processes, standalone and as a 3-node cluster. The Rust client runs in-process; the
 //! Go, Python and Java clients run the scenario programs under `tests/compat/<lang>/` (the
 //! contract they follow is in `tests/compat/README.md`), which assert by themselves and exit
-//! non-zero on the first failed step.
+//! non-zero on the first failed step. The same harness runs the Consul clients (Go `consul/api`,
+//! Python `py-consul`) against the Consul HTTP API, and the Java Nacos client against services
+//! registered through it (one registry for both protocols).
 
 mod common;
 
@@ -34,17 +36,20 @@ fn addrs(nodes: &[Node]) -> String {
     Ports::all_http(&nodes.iter().map(|n| n.ports.clone()).collect::<Vec<_>>())
 }
 
-/// Runs `tests/compat/<lang>/run.sh <scenario> <servers>` and fails with its output unless it
-/// exits 0.
-fn run_scenario(lang: &str, scenario: &str, nodes: &[Node], prefix: &str) {
+/// Runs `tests/compat/<lang>/run.sh <scenario> <servers>` (with `env` added to its environment)
+/// and fails with its output unless it exits 0.
+fn run_scenario(lang: &str, scenario: &str, nodes: &[Node], prefix: &str, env: &[(&str, &str)]) {
     let script = format!("{}/tests/compat/{lang}/run.sh", env!("CARGO_MANIFEST_DIR"));
+    let t0 = std::time::Instant::now();
     let out = std::process::Command::new("bash")
         .arg(&script)
         .arg(scenario)
         .arg(addrs(nodes))
         .env("COMPAT_PREFIX", prefix)
+        .envs(env.iter().copied())
         .output()
         .expect("run the scenario script");
+    println!("--- {lang} {scenario} took {:.1} s", t0.elapsed().as_secs_f64());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("--- {lang} {scenario} stdout ---\n{stdout}");
@@ -63,7 +68,7 @@ async fn lang_scenario(lang: &str, scenario: &str, cluster: bool) {
     let prefix = format!("{lang}{}{}", &scenario[..1], if cluster { "c" } else { "s" });
     let (lang, scenario) = (lang.to_string(), scenario.to_string());
     let nodes = tokio::task::spawn_blocking(move || {
-        run_scenario(&lang, &scenario, &nodes, &prefix);
+        run_scenario(&lang, &scenario, &nodes, &prefix, &[]);
         nodes
     })
     .await
@@ -129,6 +134,66 @@ async fn java_sdk_naming_standalone() {
 #[tokio::test]
 async fn java_sdk_naming_cluster() {
     lang_scenario("java", "naming", true).await;
+}
+
+// ---- the Consul API, through the Consul clients of Go and Python ----
+
+/// The `consul` scenario of `tests/compat/<lang>/` (`consul-go`, `consul-python`). For its
+/// `nacos_visible` step an instance of `<prefix>-nacos-svc` (10.0.0.9:8080, metadata v=1) is
+/// registered first by the in-process Rust Nacos client on the first node, which stays connected
+/// (its instance is ephemeral) until the scenario has finished.
+async fn consul_scenario(lang: &str, cluster: bool) {
+    let root = tempfile::tempdir().unwrap();
+    let nodes = if cluster { common::start_cluster(root.path(), 3).await } else { standalone(root.path()).await };
+    let prefix = format!("{}{}", lang.replace("consul-", "c"), if cluster { "c" } else { "s" });
+    let nacos_svc = format!("{prefix}-nacos-svc");
+    let nacos = rust_naming_client(&nodes[0].ports.http_addr(), &root.path().join("ncache")).await;
+    nacos.register_instance(nacos_svc.clone(), None, instance("10.0.0.9")).await.expect("register the Nacos instance");
+    let lang = lang.to_string();
+    let nodes = tokio::task::spawn_blocking(move || {
+        let env = [
+            ("COMPAT_NACOS_SERVICE", nacos_svc.as_str()),
+            ("COMPAT_NACOS_INSTANCE", "10.0.0.9:8080"),
+            ("COMPAT_NACOS_META", "v=1"),
+        ];
+        run_scenario(&lang, "consul", &nodes, &prefix, &env);
+        nodes
+    })
+    .await
+    .unwrap();
+    drop(nacos);
+    drop(nodes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_go_standalone() {
+    consul_scenario("consul-go", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_go_cluster() {
+    consul_scenario("consul-go", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_python_standalone() {
+    consul_scenario("consul-python", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_python_cluster() {
+    consul_scenario("consul-python", true).await;
+}
+
+/// Registered through the Consul agent API, seen (and pushed) by the Java Nacos client.
+#[tokio::test]
+async fn java_consul_cross_standalone() {
+    lang_scenario("java", "consul_cross", false).await;
+}
+
+#[tokio::test]
+async fn java_consul_cross_cluster() {
+    lang_scenario("java", "consul_cross", true).await;
 }
 
 // ---- the Rust client, in-process ----

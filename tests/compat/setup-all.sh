@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Prepares every SDK scenario (Go, Python, Java): downloads the pinned clients and compiles the
-# scenario programs, so the tests themselves do no network work. Idempotent and quick when done.
-# Installs Maven, a JDK or python3-venv from Debian when they are missing; Go (>= 1.22) must
-# already be installed (Debian's is too old).
+# Prepares every SDK scenario (Go, Python, Java; and the Consul clients in consul-go,
+# consul-python): downloads the pinned clients and compiles the scenario programs, so the tests
+# themselves do no network work. Idempotent and quick when done.
+# Installs Maven, a JDK or python3-venv from Debian when they are missing; Go must already be
+# installed (Debian's is too old): >= 1.22 for go/, >= 1.26.7 for consul-go/ (consul/api v1.34.5).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -17,10 +18,10 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-command -v go >/dev/null 2>&1 || { echo "go not found: install Go >= 1.22 (https://go.dev/dl)" >&2; exit 1; }
+command -v go >/dev/null 2>&1 || { echo "go not found: install Go >= 1.26.7 (https://go.dev/dl)" >&2; exit 1; }
 
 pids=()
-for lang in go python java; do
+for lang in go python java consul-go consul-python; do
   bash "$lang/setup.sh" > "/tmp/batata-compat-setup-$lang.log" 2>&1 &
   pids+=("$!:$lang")
 done

@@ -14,10 +14,15 @@ import com.alibaba.nacos.api.naming.pojo.ListView;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
 import java.io.PrintStream;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -42,7 +47,7 @@ import java.util.stream.Collectors;
  * Batata SDK compatibility scenarios for the official Nacos Java client
  * (contract: tests/compat/<lang>/run.sh, see run.sh in this directory).
  *
- * <p>Usage: {@code java -cp ... Main <config|naming> <host:port[,host:port...]>}, env COMPAT_PREFIX.
+ * <p>Usage: {@code java -cp ... Main <config|naming|consul_cross> <host:port[,host:port...]>}, env COMPAT_PREFIX.
  * stdout carries only {@code PASS <step>} / {@code FAIL <step>: <why>} lines; exit 0 only when every
  * step passed. Every wait is bounded, the whole run gives up after {@link #SCENARIO_DEADLINE_MS}.
  * The client's threads are non-daemon, so the JVM is always ended with System.exit (and, should a
@@ -96,7 +101,7 @@ public final class Main {
         startWatchdog();
         try {
             if (args.length != 2 || args[1].isBlank()) {
-                throw new StepFailure("usage: Main <config|naming> <host:port[,host:port...]>");
+                throw new StepFailure("usage: Main <config|naming|consul_cross> <host:port[,host:port...]>");
             }
             String scenario = args[0];
             List<String> servers = Arrays.stream(args[1].split(","))
@@ -122,8 +127,12 @@ public final class Main {
                 case "naming":
                     new NamingScenario(prefix, first, last).run();
                     break;
+                case "consul_cross":
+                    new ConsulCrossScenario(prefix, first, last).run();
+                    break;
                 default:
-                    throw new StepFailure("unknown scenario '" + scenario + "' (expected config or naming)");
+                    throw new StepFailure("unknown scenario '" + scenario
+                            + "' (expected config, naming or consul_cross)");
             }
             finish(0, null);
         } catch (StepFailure f) {
@@ -439,6 +448,122 @@ public final class Main {
             });
 
             shutDownQuietly(b);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // consul_cross scenario: one registry behind both protocols
+    // ---------------------------------------------------------------------------------------------
+
+    /**
+     * A service registered through the Consul agent API ({@code PUT /v1/agent/service/register} on the
+     * first node, plain HttpClient) is an instance of service {@code <prefix>-consul-svc} in namespace
+     * public, group DEFAULT_GROUP, for the Nacos client subscribed on the last node; deregistering it
+     * through Consul removes it there too.
+     */
+    static final class ConsulCrossScenario {
+        final String prefix;
+        final String first;
+        final String last;
+        final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+
+        ConsulCrossScenario(String prefix, String first, String last) {
+            this.prefix = prefix;
+            this.first = first;
+            this.last = last;
+        }
+
+        void run() throws Exception {
+            String svc = prefix + "-consul-svc";
+            String id = prefix + "-consul-1";
+            Mailbox<List<Instance>> events = new Mailbox<>();
+            NamingService[] clients = new NamingService[1];
+
+            step("subscribe", () -> {
+                NamingService n = clients[0] = call("create naming client B (" + last + ", namespace public)", 20_000,
+                        () -> NacosFactory.createNamingService(clientProps(last, "public")));
+                awaitUp("B (naming) at " + last, n::getServerStatus);
+                call("B subscribe " + svc, CALL_MS, () -> {
+                    n.subscribe(svc, DEFAULT_GROUP, new EventListener() {
+                        @Override
+                        public void onEvent(Event event) {
+                            if (event instanceof NamingEvent) {
+                                List<Instance> l = new ArrayList<>(((NamingEvent) event).getInstances());
+                                log("B subscriber event: " + describe(l));
+                                events.add(l);
+                            }
+                        }
+                    });
+                    return null;
+                });
+                // A query of the not yet existing service may answer empty or with an error; it must not list
+                // an instance.
+                Outcome<List<Instance>> now = attempt("B getAllInstances", CALL_MS,
+                        () -> n.getAllInstances(svc, DEFAULT_GROUP, false));
+                if (now.error == null && !now.value.isEmpty()) {
+                    throw new StepFailure("service " + svc + " already has instances before the Consul registration: "
+                            + describe(now.value));
+                }
+            });
+
+            NamingService b = clients[0];
+
+            step("consul_register", () -> {
+                int mark = events.mark();
+                String body = "{\"ID\":\"" + id + "\",\"Name\":\"" + svc + "\",\"Address\":\"10.0.0.5\",\"Port\":8080,"
+                        + "\"Check\":{\"TTL\":\"30s\",\"Status\":\"passing\"}}";
+                consulPut("/v1/agent/service/register", body);
+                Predicate<List<Instance>> registered = l -> l.size() == 1 && "10.0.0.5".equals(l.get(0).getIp())
+                        && l.get(0).getPort() == 8080 && l.get(0).isHealthy() && l.get(0).isEnabled();
+                if (!events.await(mark, registered, PUSH_MS)) {
+                    throw new StepFailure("B's subscriber did not see 10.0.0.5:8080 (healthy) within " + PUSH_MS
+                            + " ms of the Consul registration (events: " + events.describe() + ")");
+                }
+                // A direct query (no client cache) finds it too, and among the healthy instances.
+                List<Instance> all = call("B getAllInstances", CALL_MS, () -> b.getAllInstances(svc, DEFAULT_GROUP, false));
+                if (!registered.test(all)) {
+                    throw new StepFailure("B getAllInstances(" + svc + ", subscribe=false) = " + describe(all)
+                            + ", expected exactly 10.0.0.5:8080, healthy");
+                }
+                List<Instance> healthy = call("B selectInstances(healthy)", CALL_MS,
+                        () -> b.selectInstances(svc, DEFAULT_GROUP, true, false));
+                if (!registered.test(healthy)) {
+                    throw new StepFailure("B selectInstances(" + svc + ", healthy, subscribe=false) = " + describe(healthy)
+                            + ", expected exactly 10.0.0.5:8080");
+                }
+            });
+
+            step("consul_deregister", () -> {
+                int mark = events.mark();
+                consulPut("/v1/agent/service/deregister/" + id, "");
+                if (!events.await(mark, List::isEmpty, PUSH_MS)) {
+                    throw new StepFailure("B's subscriber did not see " + svc + " empty within " + PUSH_MS
+                            + " ms of the Consul deregistration (events: " + events.describe() + ")");
+                }
+                List<Instance> all = call("B getAllInstances", CALL_MS, () -> b.getAllInstances(svc, DEFAULT_GROUP, false));
+                if (!all.isEmpty()) {
+                    throw new StepFailure("B getAllInstances(" + svc + ", subscribe=false) after the Consul deregistration = "
+                            + describe(all) + ", expected none");
+                }
+            });
+
+            shutDownQuietly(b);
+        }
+
+        /** PUT http://first/path with a JSON body; anything but 200 fails the step. */
+        void consulPut(String path, String body) {
+            HttpRequest req = HttpRequest.newBuilder(URI.create("http://" + first + path))
+                    .timeout(Duration.ofSeconds(10))
+                    .header("Content-Type", "application/json")
+                    .PUT(HttpRequest.BodyPublishers.ofString(body))
+                    .build();
+            HttpResponse<String> resp = call("PUT " + path, CALL_MS,
+                    () -> http.send(req, HttpResponse.BodyHandlers.ofString()));
+            log("PUT " + path + " -> " + resp.statusCode() + " " + quote(resp.body()));
+            if (resp.statusCode() != 200) {
+                throw new StepFailure("PUT http://" + first + path + " answered " + resp.statusCode() + " "
+                        + quote(resp.body()));
+            }
         }
     }
 
