@@ -318,11 +318,15 @@ class Scenario:
 
     def sessions(self):
         k = f"{self.prefix}/lock"
-        s1 = self.a.session.create(name=f"{self.prefix}-s1", lock_delay=0)
+        # s1 keeps the default lock-delay (15 s): its explicit release below must not start it.
+        s1 = self.a.session.create(name=f"{self.prefix}-s1")
         s2 = self.b.session.create(name=f"{self.prefix}-s2", lock_delay=0, ttl=30)
         i, info = self.b.session.info(s1)
-        if not info or info["ID"] != s1 or info.get("LockDelay") != 0 or info.get("Behavior") != "release":
-            fail(f"B session.info({s1}) = {info}; want LockDelay 0, Behavior release")
+        if not info or info["ID"] != s1 or info.get("LockDelay") != 15_000_000_000 or info.get("Behavior") != "release":
+            fail(f"B session.info({s1}) = {info}; want LockDelay 15000000000 (ns), Behavior release")
+        i, info = self.a.session.info(s2)
+        if not info or info["ID"] != s2 or info.get("LockDelay") != 0 or info.get("TTL") != "30s":
+            fail(f"A session.info({s2}) = {info}; want LockDelay 0 (sent as lockdelay \"0s\"), TTL 30s")
         renewed = self.a.session.renew(s2)
         if not renewed or renewed.get("ID") != s2 or renewed.get("TTL") != "30s":
             fail(f"A session.renew({s2}) = {renewed}; want the session with TTL 30s")
@@ -351,7 +355,7 @@ class Scenario:
         v = self.get(self.b, k)
         if "Session" in v or v["Value"] != b"released" or v["LockIndex"] != 1:
             fail(f"B kv.get({k}) after release = {desc(v)}; want no Session, b'released', LockIndex 1")
-        # An explicit release starts no lock-delay: s2 gets the key at once.
+        # An explicit release starts no lock-delay (s1's is 15 s): s2 gets the key at once.
         if self.b.kv.put(k, "by-s2", acquire=s2) is not True:
             fail(f"B kv.put({k}, acquire=s2) after s1 released it did not return True")
         if self.b.session.destroy(s2) is not True:
