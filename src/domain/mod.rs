@@ -5,6 +5,8 @@ pub mod config;
 pub mod config_admin;
 pub mod config_beta;
 pub mod config_zip;
+pub mod consul_kv;
+pub mod consul_session;
 pub mod namespace;
 pub mod naming;
 pub mod naming_health;

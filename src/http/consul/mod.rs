@@ -4,7 +4,12 @@
 //! errors with Consul's status codes, and the agent's own identity.
 
 pub mod blocking;
+pub mod event;
+pub mod kv;
+pub mod kv_export;
 pub mod selfinfo;
+pub mod session;
+pub mod txn;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -20,7 +25,12 @@ use serde_json::Value;
 use super::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(selfinfo::routes())
+    Router::new()
+        .merge(selfinfo::routes())
+        .merge(kv::routes())
+        .merge(txn::routes())
+        .merge(session::routes())
+        .merge(event::routes())
 }
 
 /// The datacenter this server belongs to.

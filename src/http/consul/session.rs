@@ -1,0 +1,164 @@
+//! `/v1/session/*`: create, destroy, renew (PUT) and info, list, node (GET, blocking on the
+//! sessions table). A session is serialized as Consul does: `LockDelay` as integer
+//! nanoseconds (the Go client decodes a `time.Duration`), `TTL` as the string given.
+
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::extract::RawQuery;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::response::Response;
+use axum::routing::get;
+use axum::routing::put;
+use axum::Json;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::json;
+use serde_json::Value;
+
+use super::blocking;
+use super::blocking::QueryOpts;
+use super::error;
+use super::kv::consul_error;
+use super::AgentNode;
+use super::ConsulQuery;
+use crate::domain::consul_session;
+use crate::domain::consul_session::SessionRequest;
+use crate::http::AppState;
+use crate::state_machine::consul::SessionItem;
+use crate::state_machine::tables::Table;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/session/create", put(create))
+        .route("/v1/session/destroy/{*id}", put(destroy))
+        .route("/v1/session/renew/{*id}", put(renew))
+        .route("/v1/session/info/{*id}", get(info))
+        .route("/v1/session/node/{*node}", get(by_node))
+        .route("/v1/session/list", get(list))
+        .route("/v1/session/destroy/", put(missing_session))
+        .route("/v1/session/renew/", put(missing_session))
+        .route("/v1/session/info/", get(missing_session))
+        .route("/v1/session/node/", get(missing_node))
+}
+
+pub(super) fn session_json(s: &SessionItem) -> Value {
+    let or_null = |v: Value, empty: bool| if empty { Value::Null } else { v };
+    let service_checks: Vec<Value> = s.service_checks.iter().map(|id| json!({"ID": id, "Namespace": ""})).collect();
+    json!({
+        "ID": s.id,
+        "Name": s.name,
+        "Node": s.node,
+        "LockDelay": s.lock_delay_ns,
+        "Behavior": s.behavior.as_str(),
+        "TTL": s.ttl,
+        "NodeChecks": or_null(json!(s.node_checks), s.node_checks.is_empty()),
+        "ServiceChecks": or_null(json!(service_checks), service_checks.is_empty()),
+        "CreateIndex": s.create_index,
+        "ModifyIndex": s.modify_index,
+    })
+}
+
+/// The create body, normalized (`Name`, `name`... all read as `name`).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CreateBody {
+    name: Option<String>,
+    node: Option<String>,
+    lockdelay: Option<Value>,
+    behavior: Option<String>,
+    ttl: Option<String>,
+    checks: Option<Vec<String>>,
+    nodechecks: Option<Vec<String>>,
+    servicechecks: Option<Vec<ServiceCheckBody>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ServiceCheckBody {
+    id: String,
+}
+
+async fn create(State(st): State<AppState>, RawQuery(raw): RawQuery, body: Bytes) -> Response {
+    let q = ConsulQuery::parse(raw.as_deref());
+    let run = async {
+        super::check_enterprise_params(&q)?;
+        let b: CreateBody = super::decode_body(&body, &[])?;
+        let req = SessionRequest {
+            name: b.name,
+            node: b.node,
+            lock_delay: b.lockdelay,
+            behavior: b.behavior,
+            ttl: b.ttl,
+            checks: b.checks,
+            node_checks: b.nodechecks,
+            service_checks: b.servicechecks.map(|v| v.into_iter().map(|c| c.id).collect()),
+        };
+        let item = consul_session::build(req, &AgentNode::of(&st).name).map_err(consul_error)?;
+        let id = consul_session::create(&st.node, item).await.map_err(consul_error)?;
+        Ok::<Response, Response>(Json(json!({ "ID": id })).into_response())
+    };
+    match run.await {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+async fn destroy(State(st): State<AppState>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
+    if let Err(r) = super::check_enterprise_params(&ConsulQuery::parse(raw.as_deref())) {
+        return r;
+    }
+    match consul_session::destroy(&st.node, &id).await {
+        Ok(()) => Json(true).into_response(),
+        Err(e) => consul_error(e),
+    }
+}
+
+async fn renew(State(st): State<AppState>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
+    if let Err(r) = super::check_enterprise_params(&ConsulQuery::parse(raw.as_deref())) {
+        return r;
+    }
+    match consul_session::renew(&st.node, &id).await {
+        Ok(s) => Json(vec![session_json(&s)]).into_response(),
+        Err(e) => consul_error(e),
+    }
+}
+
+async fn missing_session() -> Response {
+    error(StatusCode::BAD_REQUEST, "Missing session")
+}
+
+async fn missing_node() -> Response {
+    error(StatusCode::BAD_REQUEST, "Missing node name")
+}
+
+/// A blocking read of sessions selected by `pick`; `[]` when none.
+async fn read(st: &AppState, raw: Option<&str>, pick: impl Fn(&SessionItem) -> bool) -> Response {
+    let q = ConsulQuery::parse(raw);
+    let opts = match QueryOpts::parse(&q) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let res = blocking::run(st, &opts, Table::Sessions, || {
+        let index = st.node.sm.table_index(Table::Sessions);
+        let all = consul_session::list(&st.node).map_err(consul_error)?;
+        Ok((all.iter().filter(|s| pick(s)).map(session_json).collect::<Vec<_>>(), index))
+    })
+    .await;
+    match res {
+        Ok((list, meta)) => meta.json(&list),
+        Err(r) => r,
+    }
+}
+
+async fn info(State(st): State<AppState>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
+    read(&st, raw.as_deref(), |s| s.id == id).await
+}
+
+async fn by_node(State(st): State<AppState>, Path(node): Path<String>, RawQuery(raw): RawQuery) -> Response {
+    read(&st, raw.as_deref(), |s| s.node.eq_ignore_ascii_case(&node)).await
+}
+
+async fn list(State(st): State<AppState>, RawQuery(raw): RawQuery) -> Response {
+    read(&st, raw.as_deref(), |_| true).await
+}
