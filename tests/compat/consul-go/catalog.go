@@ -119,6 +119,41 @@ func waitHealth(c *api.Client, who, name string, passing bool, what string, ok f
 	return got
 }
 
+// watch runs a blocking query the way Consul watchers do (Prometheus, Traefik, Spring): query with
+// the last index and a 20 s wait, again with the returned index after a wakeup that does not show
+// the wanted state, until it does or `within` has passed. Since each wait is longer than `within`,
+// success means the server woke a blocked query on the change.
+func watch(what string, start uint64, within time.Duration, query func(index uint64) (ok bool, next uint64, observed string, err error)) {
+	deadline := time.Now().Add(within)
+	index, last, rounds := start, "nothing", 0
+	for time.Now().Before(deadline) {
+		rounds++
+		ok, next, observed, err := query(index)
+		if err != nil {
+			failf("%s: blocking query (index %d): %v", what, index, err)
+		}
+		last = observed
+		if ok {
+			logf("%s: seen after %d blocking round(s)", what, rounds)
+			return
+		}
+		if next < index {
+			next = 0 // the index went backwards: start over, as the Go watch package does
+		}
+		index = next
+	}
+	failf("%s: not seen within %s through blocking queries from index %d; last %s", what, within, start, last)
+}
+
+func later(d time.Duration, what string, fn func() error) {
+	go func() {
+		time.Sleep(d)
+		if _, err := call(what, func() (struct{}, error) { return struct{}{}, fn() }); err != nil {
+			failf("%s: %v", what, err)
+		}
+	}()
+}
+
 func stepAgentTTL(e *env) {
 	name, id, checkID := ttlSvcNames(e)
 	reg := &api.AgentServiceRegistration{
@@ -147,14 +182,34 @@ func stepAgentTTL(e *env) {
 			checkStatus(es[0], checkID) == status
 	}
 	waitHealth(e.b, "B", name, false, "the instance with its check critical", func(es []*api.ServiceEntry) bool { return mine(es, api.HealthCritical) })
-	if es, err := healthService(e.b, "B", name, "", true); err != nil || len(es) != 0 {
-		failf("B.Health().Service(%s, passing=true) before the first TTL pass = %s, %v; want empty", name, describeEntries(es), err)
+	type hr struct {
+		es []*api.ServiceEntry
+		m  *api.QueryMeta
+	}
+	h := must("B.Health().Service(passing=true)", func() (hr, error) {
+		es, m, err := e.b.Health().Service(name, "", true, nil)
+		return hr{es, m}, err
+	})
+	if len(h.es) != 0 {
+		failf("B.Health().Service(%s, passing=true) before the first TTL pass = %s; want empty", name, describeEntries(h.es))
 	}
 
-	must("A.Agent().UpdateTTL(pass)", func() (struct{}, error) {
-		return struct{}{}, e.a.Agent().UpdateTTL(checkID, "all good", api.HealthPassing)
+	// B watches the passing instances with a blocking query; A's TTL pass wakes it.
+	later(500*time.Millisecond, "A.Agent().UpdateTTL(pass)", func() error {
+		return e.a.Agent().UpdateTTL(checkID, "all good", api.HealthPassing)
 	})
-	es := waitHealth(e.b, "B", name, true, "the instance after UpdateTTL(pass)", func(es []*api.ServiceEntry) bool { return mine(es, api.HealthPassing) })
+	var es []*api.ServiceEntry
+	watch("B's blocking Health().Service(passing=true) after UpdateTTL(pass)", h.m.LastIndex, visibleWithin, func(index uint64) (bool, uint64, string, error) {
+		r, err := callT("B.Health().Service(blocking)", 25*time.Second, func() (hr, error) {
+			es, m, err := e.b.Health().Service(name, "", true, &api.QueryOptions{WaitIndex: index, WaitTime: 20 * time.Second})
+			return hr{es, m}, err
+		})
+		if err != nil {
+			return false, 0, "", err
+		}
+		es = r.es
+		return mine(r.es, api.HealthPassing), r.m.LastIndex, describeEntries(r.es), nil
+	})
 	for _, c := range es[0].Checks {
 		if c != nil && c.Status != api.HealthPassing {
 			failf("B.Health().Service(%s, passing=true) lists an entry with a %s check %s", name, c.Status, c.CheckID)
@@ -227,16 +282,40 @@ func stepCatalog(e *env) {
 		failf("A.Catalog().Service(%s) (service names are case-insensitive) = %s, %v; want the entry", strings.ToUpper(name), describeCatalog(cs), err)
 	}
 
-	must("A.Agent().ServiceDeregister("+id+")", func() (struct{}, error) { return struct{}{}, e.a.Agent().ServiceDeregister(id) })
-	ok, last = poll(visibleWithin, func() (bool, string) {
-		cs, err := catalogService(e.b, "B", name, "")
-		if err != nil {
-			return false, err.Error()
-		}
-		return len(cs) == 0, describeCatalog(cs)
+	// The agent's node is the one in its services' catalog entries; the catalog lists the datacenter.
+	nodeName := must("A.Agent().NodeName()", func() (string, error) { return e.a.Agent().NodeName() })
+	if c.Node != nodeName {
+		failf("B.Catalog().Service(%s) entry on node %q; A's agent (/v1/agent/self Config.NodeName) is %q", name, c.Node, nodeName)
+	}
+	dcs := must("B.Catalog().Datacenters()", func() ([]string, error) { return e.b.Catalog().Datacenters() })
+	if len(dcs) == 0 || dcs[0] == "" {
+		failf("B.Catalog().Datacenters() = %v; want this datacenter", dcs)
+	}
+
+	// B watches the service list with a blocking query (Spring's catalog watch); A's deregister
+	// wakes it.
+	type sr struct {
+		s map[string][]string
+		m *api.QueryMeta
+	}
+	cur := must("B.Catalog().Services()", func() (sr, error) {
+		s, m, err := e.b.Catalog().Services(nil)
+		return sr{s, m}, err
 	})
-	if !ok {
-		failf("B.Catalog().Service(%s) still lists %s after ServiceDeregister", name, last)
+	later(500*time.Millisecond, "A.Agent().ServiceDeregister("+id+")", func() error { return e.a.Agent().ServiceDeregister(id) })
+	watch("B's blocking Catalog().Services() after ServiceDeregister", cur.m.LastIndex, visibleWithin, func(index uint64) (bool, uint64, string, error) {
+		r, err := callT("B.Catalog().Services(blocking)", 25*time.Second, func() (sr, error) {
+			s, m, err := e.b.Catalog().Services(&api.QueryOptions{WaitIndex: index, WaitTime: 20 * time.Second})
+			return sr{s, m}, err
+		})
+		if err != nil {
+			return false, 0, "", err
+		}
+		_, has := r.s[name]
+		return !has, r.m.LastIndex, fmt.Sprintf("%d services, %s listed: %v", len(r.s), name, has), nil
+	})
+	if cs, err := catalogService(e.b, "B", name, ""); err != nil || len(cs) != 0 {
+		failf("B.Catalog().Service(%s) after ServiceDeregister = %s, %v; want empty", name, describeCatalog(cs), err)
 	}
 	if es, err := healthService(e.b, "B", name, "", false); err != nil || len(es) != 0 {
 		failf("B.Health().Service(%s) after ServiceDeregister = %s, %v; want empty", name, describeEntries(es), err)

@@ -402,13 +402,26 @@ class Scenario:
         ok, last = poll(VISIBLE_WITHIN, lambda: (status_of(h := health(False)) == [(sid, "critical")], status_of(h)))
         if not ok:
             fail(f"B health.service({name}) did not list {sid} with its check critical within {VISIBLE_WITHIN} s: {last}")
-        if health(True):
+        i, nodes = self.b.health.service(name, passing=True)
+        if nodes:
             fail(f"B health.service({name}, passing=True) lists the instance before its first TTL pass")
-        if self.a.agent.check.ttl_pass(check_id, "ok") is not True:
-            fail(f"A agent.check.ttl_pass({check_id}) did not return True")
-        ok, last = poll(VISIBLE_WITHIN, lambda: (status_of(h := health(True)) == [(sid, "passing")], status_of(h)))
-        if not ok:
-            fail(f"B health.service({name}, passing=True) did not list {sid} after ttl_pass within {VISIBLE_WITHIN} s: {last}")
+
+        # B watches with blocking queries (index + wait 20 s); A's ttl_pass 0.5 s later wakes it.
+        def passer():
+            time.sleep(0.5)
+            try:
+                self.a.agent.check.ttl_pass(check_id, "ok")
+            except Exception as e:  # noqa: BLE001 - the watch below then fails
+                log(f"ttl_pass thread: {e!r}")
+
+        threading.Thread(target=passer, daemon=True).start()
+        index, deadline, seen = idx(i), time.monotonic() + VISIBLE_WITHIN, []
+        while status_of(seen) != [(sid, "passing")]:
+            if time.monotonic() > deadline:
+                fail(f"B's blocking health.service({name}, passing=True) did not show {sid} passing within {VISIBLE_WITHIN} s: {status_of(seen)}")
+            i, seen = self.b.health.service(name, passing=True, index=index, wait="20s")
+            index = idx(i) if idx(i) >= index else 0
+            seen = seen or []
         if self.a.agent.check.ttl_fail(check_id, "broken") is not True:
             fail(f"A agent.check.ttl_fail({check_id}) did not return True")
         ok, last = poll(VISIBLE_WITHIN, lambda: ((h := health(True)) == [], status_of(h)))
