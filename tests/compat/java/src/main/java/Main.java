@@ -510,13 +510,15 @@ public final class Main {
 
             step("consul_register", () -> {
                 int mark = events.mark();
+                // Meta is the instance's metadata on the Nacos side.
                 String body = "{\"ID\":\"" + id + "\",\"Name\":\"" + svc + "\",\"Address\":\"10.0.0.5\",\"Port\":8080,"
-                        + "\"Check\":{\"TTL\":\"30s\",\"Status\":\"passing\"}}";
+                        + "\"Meta\":{\"team\":\"a\"},\"Check\":{\"TTL\":\"30s\",\"Status\":\"passing\"}}";
                 consulPut("/v1/agent/service/register", body);
                 Predicate<List<Instance>> registered = l -> l.size() == 1 && "10.0.0.5".equals(l.get(0).getIp())
-                        && l.get(0).getPort() == 8080 && l.get(0).isHealthy() && l.get(0).isEnabled();
+                        && l.get(0).getPort() == 8080 && l.get(0).isHealthy() && l.get(0).isEnabled()
+                        && l.get(0).getMetadata() != null && "a".equals(l.get(0).getMetadata().get("team"));
                 if (!events.await(mark, registered, PUSH_MS)) {
-                    throw new StepFailure("B's subscriber did not see 10.0.0.5:8080 (healthy) within " + PUSH_MS
+                    throw new StepFailure("B's subscriber did not see 10.0.0.5:8080 (healthy, metadata team=a) within " + PUSH_MS
                             + " ms of the Consul registration (events: " + events.describe() + ")");
                 }
                 // A direct query (no client cache) finds it too, and among the healthy instances.
@@ -530,6 +532,22 @@ public final class Main {
                 if (!registered.test(healthy)) {
                     throw new StepFailure("B selectInstances(" + svc + ", healthy, subscribe=false) = " + describe(healthy)
                             + ", expected exactly 10.0.0.5:8080");
+                }
+            });
+
+            // The Consul check status is the instance's health: a TTL fail turns it unhealthy, a pass
+            // healthy again, and the subscriber is pushed both.
+            step("consul_check_status", () -> {
+                for (String verb : List.of("fail", "pass")) {
+                    boolean healthy = verb.equals("pass");
+                    int mark = events.mark();
+                    consulPut("/v1/agent/check/" + verb + "/service:" + id, "");
+                    if (!events.await(mark, l -> l.size() == 1 && "10.0.0.5".equals(l.get(0).getIp())
+                            && l.get(0).isHealthy() == healthy, PUSH_MS)) {
+                        throw new StepFailure("B's subscriber did not see 10.0.0.5:8080 " + (healthy ? "healthy" : "unhealthy")
+                                + " within " + PUSH_MS + " ms of PUT /v1/agent/check/" + verb + "/service:" + id
+                                + " (events: " + events.describe() + ")");
+                    }
                 }
             });
 
