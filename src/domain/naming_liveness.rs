@@ -133,6 +133,9 @@ pub fn transitions(node: &RaftNode, timing: Timing, now: Instant) -> Transitions
                         live_beats.insert(lk);
                     }
                     Owner::Persistent => {}
+                    // Consul registrations live until deregistered; their TTL checks are
+                    // watched by `consul_checks`.
+                    Owner::Consul { .. } => {}
                 }
             }
         }

@@ -23,6 +23,8 @@ pub mod tables;
 pub mod watch;
 
 #[cfg(test)]
+mod catalog_tests;
+#[cfg(test)]
 mod consul_tests;
 #[cfg(test)]
 mod naming_tests;

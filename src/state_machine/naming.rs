@@ -37,6 +37,9 @@ pub enum Owner {
     Beat,
     /// Lives until deleted (`ephemeral=false`); its health comes from server-side checks.
     Persistent,
+    /// A Consul registration on node `node` (lowercased name): lives until deregistered; its
+    /// health is derived from its Consul checks (see `state_machine::catalog`).
+    Consul { node: String },
 }
 
 /// A registered instance.

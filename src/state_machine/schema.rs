@@ -57,7 +57,8 @@ pub const CF_KV: &str = "kv";
 pub const CF_KV_TOMBSTONE: &str = "kv_tombstone";
 /// `session`: Consul session id -> `SessionItem`.
 pub const CF_SESSION: &str = "session";
-/// `consul_check`: Consul health checks of the registry, see `state_machine::catalog`.
+/// `consul_check`: Consul health checks of the registry ([`consul_check_key`] -> `CheckItem`)
+/// and Consul nodes ([`consul_node_key`] -> `NodeItem`), see `state_machine::catalog`.
 pub const CF_CONSUL_CHECK: &str = "consul_check";
 /// `consul_event`: event sequence (u64 BE) -> user event; the newest 256 are kept.
 pub const CF_CONSUL_EVENT: &str = "consul_event";
@@ -184,7 +185,8 @@ pub fn instance_key(service: &[u8], id: &str) -> Vec<u8> {
 }
 
 /// The owner part of a `naming_owner` key, ending in \0: `c` + node id (8 bytes BE) +
-/// connection id for an SDK connection, `b` for beats, `p` for persistent instances.
+/// connection id for an SDK connection, `b` for beats, `p` for persistent instances, `k` +
+/// node name for a Consul node's registrations.
 pub fn owner_prefix(owner: &super::naming::Owner) -> Vec<u8> {
     use super::naming::Owner;
     let mut k = Vec::with_capacity(32);
@@ -196,6 +198,10 @@ pub fn owner_prefix(owner: &super::naming::Owner) -> Vec<u8> {
         }
         Owner::Beat => k.push(b'b'),
         Owner::Persistent => k.push(b'p'),
+        Owner::Consul { node } => {
+            k.push(b'k');
+            k.extend_from_slice(node.as_bytes());
+        }
     }
     k.push(SEP);
     k
@@ -205,6 +211,31 @@ pub fn owner_prefix(owner: &super::naming::Owner) -> Vec<u8> {
 pub fn owner_key(owner: &super::naming::Owner, service: &[u8], id: &str) -> Vec<u8> {
     let mut k = owner_prefix(owner);
     k.extend_from_slice(&instance_key(service, id));
+    k
+}
+
+/// `consul_check` key of a Consul node record: `n` + lowercased node name.
+pub fn consul_node_key(node: &str) -> Vec<u8> {
+    let mut k = vec![b'n'];
+    k.extend_from_slice(node.to_lowercase().as_bytes());
+    k
+}
+
+/// Prefix of every `consul_check` check record of a node (or of all nodes for `None`):
+/// `c` + lowercased node name \0.
+pub fn consul_check_prefix(node: Option<&str>) -> Vec<u8> {
+    let mut k = vec![b'c'];
+    if let Some(n) = node {
+        k.extend_from_slice(n.to_lowercase().as_bytes());
+        k.push(SEP);
+    }
+    k
+}
+
+/// `consul_check` key of a check: [`consul_check_prefix`] ++ check id (case-sensitive).
+pub fn consul_check_key(node: &str, check: &str) -> Vec<u8> {
+    let mut k = consul_check_prefix(Some(node));
+    k.extend_from_slice(check.as_bytes());
     k
 }
 
