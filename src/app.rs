@@ -181,6 +181,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         node.clone(),
         Duration::from_millis(settings.naming_health_check_interval_ms),
     ));
+    tokio::spawn(crate::domain::consul_checks::run(node.clone()));
     tokio::spawn(crate::domain::consul_session::run(node.clone()));
     let sdk_addr = settings.sdk_bind_addr();
     let sdk_listener = tokio::net::TcpListener::bind(sdk_addr)
