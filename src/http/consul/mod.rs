@@ -3,8 +3,12 @@
 //! Go-style JSON bodies (case-insensitive keys, snake_case aliases, null = absent), plain-text
 //! errors with Consul's status codes, and the agent's own identity.
 
+pub mod agent;
 pub mod blocking;
+pub mod catalog;
 pub mod event;
+pub mod filter;
+pub mod health;
 pub mod kv;
 pub mod kv_export;
 pub mod selfinfo;
@@ -27,6 +31,9 @@ use super::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(selfinfo::routes())
+        .merge(agent::routes())
+        .merge(catalog::routes())
+        .merge(health::routes())
         .merge(kv::routes())
         .merge(txn::routes())
         .merge(session::routes())
