@@ -268,7 +268,7 @@ impl<'a> CatalogRead<'a> {
         if self.server(&lower).is_some() {
             out.push(ServiceView::consul(node.clone()));
         }
-        if let Some(ip) = lower.strip_prefix(NACOS_NODE_PREFIX).filter(|_| self.stored.get(&lower).is_none()) {
+        if let Some(ip) = lower.strip_prefix(NACOS_NODE_PREFIX).filter(|_| !self.stored.contains_key(&lower)) {
             for (k, i) in self.nacos_instances(|_, i| i.ip.eq_ignore_ascii_case(ip)) {
                 out.push(ServiceView::of(node.clone(), &k, &i));
             }
