@@ -139,9 +139,10 @@ async fn java_sdk_naming_cluster() {
 // ---- the Consul API, through the Consul clients of Go and Python ----
 
 /// The `consul` scenario of `tests/compat/<lang>/` (`consul-go`, `consul-python`). For its
-/// `nacos_visible` step an instance of `<prefix>-nacos-svc` (10.0.0.9:8080, metadata v=1) is
-/// registered first by the in-process Rust Nacos client on the first node, which stays connected
-/// (its instance is ephemeral) until the scenario has finished.
+/// `nacos_visible` step an instance of `<prefix>-nacos-svc` (10.0.0.9:8080, metadata v=1) and a
+/// disabled one of `<prefix>-nacos-off` are registered first by the in-process Rust Nacos client
+/// on the first node, which stays connected (its instances are ephemeral) until the scenario has
+/// finished.
 async fn consul_scenario(lang: &str, cluster: bool) {
     let root = tempfile::tempdir().unwrap();
     let nodes = if cluster { common::start_cluster(root.path(), 3).await } else { standalone(root.path()).await };
@@ -149,12 +150,18 @@ async fn consul_scenario(lang: &str, cluster: bool) {
     let nacos_svc = format!("{prefix}-nacos-svc");
     let nacos = rust_naming_client(&nodes[0].ports.http_addr(), &root.path().join("ncache")).await;
     nacos.register_instance(nacos_svc.clone(), None, instance("10.0.0.9")).await.expect("register the Nacos instance");
+    // A disabled instance (another service: one instance per service per connection) must be a
+    // critical one to Consul.
+    let off_svc = format!("{prefix}-nacos-off");
+    let off = ServiceInstance { enabled: false, ..instance("10.0.0.10") };
+    nacos.register_instance(off_svc.clone(), None, off).await.expect("register the disabled Nacos instance");
     let lang = lang.to_string();
     let nodes = tokio::task::spawn_blocking(move || {
         let env = [
             ("COMPAT_NACOS_SERVICE", nacos_svc.as_str()),
             ("COMPAT_NACOS_INSTANCE", "10.0.0.9:8080"),
             ("COMPAT_NACOS_META", "v=1"),
+            ("COMPAT_NACOS_DISABLED_SERVICE", off_svc.as_str()),
         ];
         run_scenario(&lang, "consul", &nodes, &prefix, &env);
         nodes

@@ -390,5 +390,23 @@ func stepNacosVisible(e *env) {
 			failf("A.Health().Service(%s, passing=true) lists the instance with a %s check %s", name, c.Status, c.CheckID)
 		}
 	}
+	// A disabled Nacos instance is listed with a critical check, and not among the passing ones.
+	if off := os.Getenv("COMPAT_NACOS_DISABLED_SERVICE"); off != "" {
+		critical := func(es []*api.ServiceEntry) bool {
+			if len(es) != 1 {
+				return false
+			}
+			for _, c := range es[0].Checks {
+				if c != nil && c.Status == api.HealthCritical && c.ServiceName == off {
+					return true
+				}
+			}
+			return false
+		}
+		waitHealth(e.b, "B", off, false, "the disabled Nacos instance with a critical check", critical)
+		if es, err := healthService(e.b, "B", off, "", true); err != nil || len(es) != 0 {
+			failf("B.Health().Service(%s, passing=true) = %s, %v; a disabled Nacos instance is not passing", off, describeEntries(es), err)
+		}
+	}
 	rep.pass("nacos_visible")
 }

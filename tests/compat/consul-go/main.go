@@ -7,8 +7,10 @@
 // The addresses are Batata's HTTP addresses; the Consul API is http://<addr>/v1/... Client A talks
 // only to the first address, client B only to the last one, so on a cluster every step crosses
 // nodes. Env: COMPAT_PREFIX prefixes every key and service name; COMPAT_NACOS_SERVICE (and
-// optionally COMPAT_NACOS_INSTANCE=ip:port) names a service registered beforehand by a Nacos
-// client (step nacos_visible, skipped when unset); COMPAT_STEPS=a,b,... runs only those steps
+// optionally COMPAT_NACOS_INSTANCE=ip:port, COMPAT_NACOS_META=k=v, and
+// COMPAT_NACOS_DISABLED_SERVICE, a service whose Nacos instance is disabled) names a service
+// registered beforehand by a Nacos client (step nacos_visible, skipped when unset);
+// COMPAT_STEPS=a,b,... runs only those steps
 // (for debugging; the default is every step).
 //
 // stdout carries only "PASS <step>" / "FAIL <step>: <why>" lines; progress notes go to stderr.

@@ -3,7 +3,7 @@
 # Runs the Consul compatibility scenario with the official Consul Go client
 # (github.com/hashicorp/consul/api) against Batata's Consul HTTP API (http://<addr>/v1/...).
 # Env: COMPAT_PREFIX (key / service name prefix), COMPAT_NACOS_SERVICE, COMPAT_NACOS_INSTANCE,
-# COMPAT_NACOS_META (step nacos_visible), COMPAT_STEPS (run only these steps; debugging).
+# COMPAT_NACOS_META, COMPAT_NACOS_DISABLED_SERVICE (step nacos_visible), COMPAT_STEPS (run only these steps; debugging).
 # stdout: PASS/FAIL lines only.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"

@@ -483,6 +483,19 @@ class Scenario:
         ok, last = poll(VISIBLE_WITHIN, lambda: (len(h := self.a.health.service(name, passing=True)[1] or []) == 1, h))
         if not ok:
             fail(f"A health.service({name}, passing=True) does not list the Nacos-registered instance: {last}")
+        off = os.environ.get("COMPAT_NACOS_DISABLED_SERVICE", "")
+        if off:
+            # A disabled Nacos instance: listed with a critical check, not among the passing ones.
+            def critical():
+                h = self.b.health.service(off)[1] or []
+                states = [[c["Status"] for c in n["Checks"] if c.get("ServiceName") == off] for n in h]
+                return len(h) == 1 and "critical" in states[0], states
+
+            ok, last = poll(VISIBLE_WITHIN, critical)
+            if not ok:
+                fail(f"B health.service({off}) does not list the disabled Nacos instance with a critical check: {last}")
+            if self.b.health.service(off, passing=True)[1]:
+                fail(f"B health.service({off}, passing=True) lists the disabled Nacos instance")
         out("PASS nacos_visible")
 
 
