@@ -110,6 +110,11 @@ async fn agent_service_with_a_ttl_check_is_one_registry_instance() {
     let one = client().get(n.url("/v1/agent/service/web-1")).send().await.unwrap();
     let hash = one.headers().get("X-Consul-ContentHash").unwrap().to_str().unwrap().to_string();
     assert_eq!(one.json::<Value>().await.unwrap()["ContentHash"], hash.as_str());
+    // Hash blocking: an unchanged service holds the query for the wait, then answers the same hash.
+    let t0 = Instant::now();
+    let r = client().get(n.url(&format!("/v1/agent/service/web-1?hash={hash}&wait=1s"))).send().await.unwrap();
+    assert_eq!(r.headers()["X-Consul-ContentHash"].to_str().unwrap(), hash);
+    assert!(t0.elapsed() >= Duration::from_millis(900), "returned early: {:?}", t0.elapsed());
     assert_eq!(get(&n, "/v1/agent/service/nope").await.0, 404);
     assert_eq!(get_ok(&n, "/v1/agent/checks").await["service:web-1"]["Status"], "passing");
 
@@ -423,4 +428,35 @@ async fn maintenance_mode_takes_a_service_out_of_passing() {
     assert!(arr(&get_ok(&n, "/v1/health/service/m?passing").await).is_empty(), "node maintenance covers its services");
     put_ok(&n, "/v1/agent/maintenance?enable=false", json!(null)).await;
     assert_eq!(nacos_healthy(&n, "m", "127.0.0.1", 1).await, true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followers_registrations_and_ttl_keep_alives_reach_the_leader() {
+    let root = tempfile::tempdir().unwrap();
+    let nodes = common::start_cluster(root.path(), 3).await;
+    let leader = eventually(30, "a leader", || async { common::leader_of(&nodes[0]).await }).await;
+    let mut names = Vec::new();
+    for n in &nodes {
+        names.push(get_ok(n, "/v1/agent/self").await["Config"]["NodeName"].as_str().unwrap().to_string());
+    }
+    let f = names.iter().position(|x| *x != format!("batata-{leader}")).unwrap();
+    let other = &nodes[(f + 1) % 3];
+    let def = json!({"Name": "fsvc", "ID": "fsvc-1", "Port": 1, "Check": {"TTL": "3s", "Status": "passing"}});
+    put_ok(&nodes[f], "/v1/agent/service/register", def).await;
+    let c = get_ok(other, "/v1/catalog/service/fsvc").await;
+    assert_eq!(c[0]["Node"], names[f].as_str(), "an agent registration belongs to the node that took it");
+    assert_eq!(arr(&get_ok(other, "/v1/catalog/nodes").await).len(), 3, "every server is a node");
+    assert_eq!(get_ok(other, "/v1/catalog/service/consul").await.as_array().map(Vec::len), Some(3));
+    // Keep-alives sent to the follower keep the check passing past its TTL.
+    for _ in 0..7 {
+        put_ok(&nodes[f], "/v1/agent/check/pass/service:fsvc-1", json!(null)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(check_status(other, "fsvc", "service:fsvc-1").await, "passing");
+    }
+    eventually(20, "TTL expiry once the follower's keep-alives stop", || async {
+        (check_status(other, "fsvc", "service:fsvc-1").await == "critical").then_some(())
+    })
+    .await;
+    put_ok(&nodes[f], "/v1/agent/check/pass/service:fsvc-1", json!(null)).await;
+    assert_eq!(check_status(other, "fsvc", "service:fsvc-1").await, "passing");
 }
