@@ -10,7 +10,6 @@ use serde_json::Value;
 
 use super::config::DEFAULT_GROUP;
 use super::config::DEFAULT_NAMESPACE;
-use super::naming::valid_host;
 use super::naming::DEFAULT_CLUSTER;
 use super::naming::MAX_METADATA_BYTES;
 use super::naming::MAX_WEIGHT;
@@ -229,7 +228,8 @@ pub fn service_reg(s: &ServiceSpec, node: &NodeItem, strict: bool) -> Result<Ser
         return invalid("Invalid service address");
     }
     let ip = if s.address.is_empty() { node.address.clone() } else { s.address.clone() };
-    if !valid_host(ip.trim_start_matches('[').trim_end_matches(']')) {
+    // Consul takes any address string (Docker names with `_` included), only not blank ones.
+    if ip.is_empty() || ip.len() > 255 || ip.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return invalid(format!("Invalid service address {ip:?}"));
     }
     if !(0..=65535).contains(&s.port) {
@@ -278,4 +278,72 @@ pub fn service_reg(s: &ServiceSpec, node: &NodeItem, strict: bool) -> Result<Ser
             register_time_ms: 0,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> NodeItem {
+        NodeItem { name: "Agent-1".into(), address: "10.0.0.9".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn a_service_maps_onto_a_registry_instance() {
+        let s = ServiceSpec {
+            name: "web".into(),
+            tags: vec!["v1".into()],
+            meta: BTreeMap::from([("env".into(), "prod".into())]),
+            port: 8080,
+            weights: Some((5, 2)),
+            ..Default::default()
+        };
+        let r = service_reg(&s, &node(), true).unwrap();
+        assert_eq!((r.service_id.as_str(), r.key.name.as_str(), r.key.group.as_str()), ("web", "web", "DEFAULT_GROUP"));
+        let i = &r.instance;
+        assert_eq!((i.ip.as_str(), i.port, i.weight, i.ephemeral), ("10.0.0.9", 8080, 5.0, true));
+        assert_eq!(i.owner, Owner::Consul { node: "agent-1".into() });
+        assert_eq!(i.metadata.get(META_TAGS).map(String::as_str), Some("[\"v1\"]"));
+        assert_eq!(i.metadata.get("env").map(String::as_str), Some("prod"));
+        assert_eq!(i.metadata.get(META_WEIGHT_WARNING).map(String::as_str), Some("2"));
+        let docker = ServiceSpec { name: "d".into(), address: "my_app_1".into(), ..Default::default() };
+        assert_eq!(service_reg(&docker, &node(), true).unwrap().instance.ip, "my_app_1");
+        // The catalog replaces bad weights; the agent refuses them.
+        let zero = ServiceSpec { name: "z".into(), weights: Some((0, 0)), ..Default::default() };
+        assert_eq!(service_reg(&zero, &node(), false).unwrap().instance.weight, 1.0);
+        assert!(service_reg(&zero, &node(), true).is_err());
+    }
+
+    #[test]
+    fn check_kinds_and_defaults() {
+        let ttl = CheckSpec { id: "t".into(), ttl: Some(Duration::from_secs(5)), ..Default::default() };
+        let c = agent_check(&ttl, "n").unwrap();
+        assert_eq!(
+            (c.check_type.as_str(), c.status.as_str(), c.def.ttl_ms, c.def.timeout_ms),
+            ("ttl", CRITICAL, 5000, 0)
+        );
+        let http = CheckSpec {
+            http: "http://x/health".into(),
+            interval: Some(Duration::from_millis(200)),
+            status: PASSING.into(),
+            ..Default::default()
+        };
+        let c = agent_check(&http, "n").unwrap();
+        assert_eq!((c.check_type.as_str(), c.status.as_str()), ("http", PASSING));
+        assert_eq!((c.def.interval_ms, c.def.timeout_ms), (1000, 10_000), "interval floor 1 s, timeout 10 s");
+        let tcp = CheckSpec { tcp: "h:1".into(), interval: Some(Duration::from_secs(2)), ..Default::default() };
+        assert_eq!(agent_check(&tcp, "n").unwrap().check_type, "tcp");
+        for bad in [
+            CheckSpec::default(),
+            CheckSpec { http: "http://x".into(), ..Default::default() },
+            CheckSpec { http: "ftp://x".into(), interval: Some(Duration::from_secs(1)), ..Default::default() },
+            CheckSpec { ttl: Some(Duration::from_secs(1)), status: "ok".into(), ..Default::default() },
+            CheckSpec { other: Some("script"), interval: Some(Duration::from_secs(1)), ..Default::default() },
+        ] {
+            assert!(agent_check(&bad, "n").is_err(), "{bad:?}");
+        }
+        let cat = catalog_check(&CheckSpec { name: "ping".into(), ..Default::default() }, "n").unwrap();
+        assert_eq!((cat.id.as_str(), cat.status.as_str(), cat.check_type.as_str()), ("ping", CRITICAL, ""));
+        assert_eq!(truncate(&"é".repeat(3000)).len(), 4096);
+    }
 }
