@@ -536,18 +536,26 @@ public final class Main {
             });
 
             // The Consul check status is the instance's health: a TTL fail turns it unhealthy, a pass
-            // healthy again, and the subscriber is pushed both.
+            // healthy again, and the subscriber is pushed both. A second, passing instance keeps the
+            // healthy share above the protection threshold (0 by default; at or below it Nacos hands
+            // out every instance marked healthy), so the unhealthy one is reported as such.
             step("consul_check_status", () -> {
+                String id2 = prefix + "-consul-2";
+                int mark = events.mark();
+                consulPut("/v1/agent/service/register", "{\"ID\":\"" + id2 + "\",\"Name\":\"" + svc
+                        + "\",\"Address\":\"10.0.0.6\",\"Port\":8080,\"Check\":{\"TTL\":\"30s\",\"Status\":\"passing\"}}");
+                awaitHealth(events, mark, "true,true", "after registering " + id2 + " (passing)");
                 for (String verb : List.of("fail", "pass")) {
-                    boolean healthy = verb.equals("pass");
-                    int mark = events.mark();
+                    mark = events.mark();
                     consulPut("/v1/agent/check/" + verb + "/service:" + id, "");
-                    if (!events.await(mark, l -> l.size() == 1 && "10.0.0.5".equals(l.get(0).getIp())
-                            && l.get(0).isHealthy() == healthy, PUSH_MS)) {
-                        throw new StepFailure("B's subscriber did not see 10.0.0.5:8080 " + (healthy ? "healthy" : "unhealthy")
-                                + " within " + PUSH_MS + " ms of PUT /v1/agent/check/" + verb + "/service:" + id
-                                + " (events: " + events.describe() + ")");
-                    }
+                    awaitHealth(events, mark, verb.equals("pass") ? "true,true" : "false,true",
+                            "after PUT /v1/agent/check/" + verb + "/service:" + id);
+                }
+                mark = events.mark();
+                consulPut("/v1/agent/service/deregister/" + id2, "");
+                if (!events.await(mark, l -> ips(l).equals(List.of("10.0.0.5:8080")), PUSH_MS)) {
+                    throw new StepFailure("B's subscriber did not see only 10.0.0.5:8080 within " + PUSH_MS
+                            + " ms of deregistering " + id2 + " (events: " + events.describe() + ")");
                 }
             });
 
@@ -566,6 +574,17 @@ public final class Main {
             });
 
             shutDownQuietly(b);
+        }
+
+        /** Waits for a push of 10.0.0.5:8080 and 10.0.0.6:8080 whose health flags, in that order, read `want`. */
+        static void awaitHealth(Mailbox<List<Instance>> events, int mark, String want, String when) throws Exception {
+            Predicate<List<Instance>> ok = l -> ips(l).equals(List.of("10.0.0.5:8080", "10.0.0.6:8080"))
+                    && l.stream().sorted((x, y) -> x.getIp().compareTo(y.getIp()))
+                            .map(i -> String.valueOf(i.isHealthy())).collect(Collectors.joining(",")).equals(want);
+            if (!events.await(mark, ok, PUSH_MS)) {
+                throw new StepFailure("B's subscriber did not see [10.0.0.5:8080, 10.0.0.6:8080] with healthy = [" + want
+                        + "] within " + PUSH_MS + " ms " + when + " (events: " + events.describe() + ")");
+            }
         }
 
         /** PUT http://first/path with a JSON body; anything but 200 fails the step. */
