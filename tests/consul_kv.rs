@@ -232,8 +232,10 @@ async fn bad_input_gets_consuls_status_and_stores_nothing() {
     assert_eq!(put(&n, "/v1/kv/k?flags=-1", "x").await.status, 400);
     assert_eq!(put(&n, "/v1/kv/", "x").await.status, 400);
     let r = call(&n, Method::POST, "/v1/kv/k", "x").await;
-    assert_eq!(r.status, 405);
+    assert_eq!((r.status, r.text.as_str()), (405, "method POST not allowed"));
     assert!(r.headers["allow"].to_str().unwrap().contains("PUT"));
+    assert_eq!(get(&n, "/v1/txn").await.status, 405);
+    assert_eq!(get(&n, "/v1/session/create").await.status, 405);
     assert_eq!(get(&n, "/v1/kv/k").await.status, 404, "nothing was stored");
 }
 
@@ -299,6 +301,36 @@ async fn sessions_and_locks() {
     assert_eq!(get(&n, "/v1/kv/eph").await.status, 404);
     assert_eq!(put(&n, &format!("/v1/session/destroy/{s3}"), "").await.json(), json!(true), "idempotent");
     assert_eq!(get(&n, "/v1/session/list").await.json().as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_critical_check_invalidates_its_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = start(dir.path()).await;
+    let r = put(&n, "/v1/session/create", r#"{"Checks": ["serfHealth", "nope"]}"#).await;
+    assert_eq!((r.status, r.text.as_str()), (500, "Missing check 'nope' registration"));
+    let r = put(&n, "/v1/session/create", r#"{"Node": "no-such-node"}"#).await;
+    assert_eq!((r.status, r.text.as_str()), (500, "Missing node registration"));
+    assert_eq!(put(&n, "/v1/agent/check/register", r#"{"Name": "c1", "TTL": "60s"}"#).await.status, 200);
+    // A TTL check starts critical: no session may rest on it yet.
+    let r = put(&n, "/v1/session/create", r#"{"Checks": ["serfHealth", "c1"]}"#).await;
+    assert_eq!((r.status, r.text.as_str()), (500, "Check 'c1' is in critical state"));
+    assert_eq!(get(&n, "/v1/session/list").await.json(), json!([]), "nothing was stored");
+    assert_eq!(put(&n, "/v1/agent/check/pass/c1", "").await.status, 200);
+    let s = session(&n, json!({"Checks": ["serfHealth", "c1"], "LockDelay": "0s"})).await;
+    let other = session(&n, json!({})).await;
+    assert!(put_bool(&n, &format!("/v1/kv/guarded?acquire={s}"), "v").await);
+    // Warning does not invalidate; critical does, on the leader's next tick.
+    assert_eq!(put(&n, "/v1/agent/check/warn/c1", "").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(get(&n, &format!("/v1/session/info/{s}")).await.json()[0]["ID"], json!(s));
+    assert_eq!(put(&n, "/v1/agent/check/fail/c1", "").await.status, 200);
+    common::eventually(10, "the session on a critical check is invalidated", || async {
+        (get(&n, &format!("/v1/session/info/{s}")).await.json() == json!([])).then_some(())
+    })
+    .await;
+    assert!(get(&n, "/v1/kv/guarded").await.json()[0].get("Session").is_none());
+    assert_eq!(get(&n, &format!("/v1/session/info/{other}")).await.json()[0]["ID"], json!(other));
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
-//! Consul sessions: the create rules (TTL bounds, LockDelay, Behavior, default checks), renew
-//! as a keep-alive in the leader's lease table, and the leader loop that expires sessions whose
-//! TTL lapsed.
+//! Consul sessions: the create rules (TTL bounds, LockDelay, Behavior, default checks, node and
+//! checks registered and not critical), renew as a keep-alive in the leader's lease table, and
+//! the leader loop that invalidates sessions whose TTL lapsed or whose node or checks no longer
+//! back them.
 //!
 //! Expiry follows Consul: a session is invalidated once 2 × TTL passed without a renewal (the
 //! doubled TTL tolerates clock and scheduling slack, and clients renew every TTL/2). Only the
@@ -14,8 +15,10 @@ use std::time::Duration;
 use std::time::Instant;
 
 use super::consul_kv::ConsulError;
+use super::consul_view::CatalogRead;
 use crate::raft::lease::LeaseKey;
 use crate::raft::RaftNode;
+use crate::state_machine::catalog::CRITICAL;
 use crate::state_machine::command::Applied;
 use crate::state_machine::command::Command;
 use crate::state_machine::consul::Behavior;
@@ -96,8 +99,6 @@ pub fn build(req: SessionRequest, default_node: &str) -> Result<SessionItem, Con
         Some(v) => parse_lock_delay(v)?,
         None => DEFAULT_LOCK_DELAY,
     };
-    // TODO(checks): node and service checks are not validated against the catalog and do not
-    // invalidate the session when critical; `serfHealth` is always passing here.
     let node_checks = req.node_checks.or(req.checks).unwrap_or_else(|| vec![SERF_HEALTH.to_string()]);
     Ok(SessionItem {
         id: String::new(),
@@ -113,8 +114,33 @@ pub fn build(req: SessionRequest, default_node: &str) -> Result<SessionItem, Con
     })
 }
 
-/// Creates the session under a fresh id and starts its lease; returns the id.
+/// Why the catalog no longer backs a session, in Consul's words: its node is gone, or one of
+/// its checks is missing or critical (warning does not count). `None` when it is backed.
+pub fn unbacked(read: &CatalogRead<'_>, s: &SessionItem) -> Result<Option<String>, ConsulError> {
+    if read.node(&s.node).is_none() {
+        return Ok(Some("Missing node registration".into()));
+    }
+    let checks = read.node_checks(&s.node).map_err(|e| ConsulError::Refused(e.to_string()))?;
+    for id in s.node_checks.iter().chain(&s.service_checks) {
+        match checks.iter().find(|c| &c.item.id == id) {
+            None => return Ok(Some(format!("Missing check '{id}' registration"))),
+            Some(c) if c.item.status == CRITICAL => {
+                return Ok(Some(format!("Check '{id}' is in {} state", c.item.status)));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(None)
+}
+
+/// Creates the session under a fresh id and starts its lease; returns the id. Its node and
+/// checks must be registered and not critical (Consul's 500 otherwise).
 pub async fn create(node: &RaftNode, mut item: SessionItem) -> Result<String, ConsulError> {
+    let read = CatalogRead::new(node).map_err(|e| ConsulError::Refused(e.to_string()))?;
+    if let Some(why) = unbacked(&read, &item)? {
+        return Err(ConsulError::Refused(why));
+    }
+    drop(read);
     for _ in 0..3 {
         item.id = uuid::Uuid::new_v4().to_string();
         match node.write(Command::Consul(ConsulCmd::SessionCreate(Box::new(item.clone())))).await? {
@@ -184,15 +210,42 @@ pub async fn run(node: Arc<RaftNode>) {
                 continue;
             }
         };
-        let ids = expired(&node, &sessions, &mut armed, Instant::now());
+        let mut ids = expired(&node, &sessions, &mut armed, Instant::now());
+        let lapsed = ids.len();
+        ids.extend(invalidated(&node, &sessions).into_iter().filter(|id| !ids.contains(id)).collect::<Vec<_>>());
         if ids.is_empty() {
             continue;
         }
-        tracing::info!(sessions = ids.len(), "expiring Consul sessions whose TTL lapsed");
+        tracing::info!(lapsed, unbacked = ids.len() - lapsed, "invalidating Consul sessions");
         if let Err(e) = node.write(Command::Consul(ConsulCmd::SessionExpire { ids })).await {
             tracing::warn!("session expiry not committed (retried next tick): {e}");
         }
     }
+}
+
+/// Sessions whose node or checks no longer back them (leader). Consul invalidates them in the
+/// write that deregisters the node or turns the check critical; here the leader does it on its
+/// next tick, through the same command as TTL expiry.
+fn invalidated(node: &RaftNode, sessions: &[SessionItem]) -> Vec<String> {
+    let read = match CatalogRead::new(node) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("session check scan failed: {e}");
+            return vec![];
+        }
+    };
+    let mut out = Vec::new();
+    for s in sessions {
+        match unbacked(&read, s) {
+            Ok(Some(why)) => {
+                tracing::info!(session = %s.id, "invalidating a Consul session: {why}");
+                out.push(s.id.clone());
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("session check scan failed: {e}"),
+        }
+    }
+    out
 }
 
 /// When this leadership first saw each session. The lease table's entries may predate this

@@ -40,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/event/fire/{*name}", put(fire).post(fire))
         .route("/v1/event/fire/", put(missing_name).post(missing_name))
         .route("/v1/event/list", get(list))
+        .layer(axum::middleware::from_fn(super::catalog::method_not_allowed))
 }
 
 fn event_json(e: &EventItem) -> Value {

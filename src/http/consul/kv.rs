@@ -45,6 +45,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/kv/", get(get_root).put(put_root).delete(delete_root))
         .route("/v1/kv/{*key}", get(get_key).put(put_key).delete(delete_key))
+        .layer(axum::middleware::from_fn(super::catalog::method_not_allowed))
 }
 
 /// Consul's status for each domain error.

@@ -45,6 +45,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/session/renew/", put(missing_session))
         .route("/v1/session/info/", get(missing_session))
         .route("/v1/session/node/", get(missing_node))
+        .layer(axum::middleware::from_fn(super::catalog::method_not_allowed))
 }
 
 pub(super) fn session_json(s: &SessionItem) -> Value {

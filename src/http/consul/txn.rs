@@ -40,7 +40,7 @@ use crate::state_machine::consul::TxnVerb;
 use crate::state_machine::tables::Table;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/txn", put(txn))
+    Router::new().route("/v1/txn", put(txn)).layer(axum::middleware::from_fn(super::catalog::method_not_allowed))
 }
 
 /// One KV operation as sent (normalized keys: `Verb`, `Key`, `Value`, `Flags`, `Index`,
