@@ -19,9 +19,12 @@ struct Link {
     epoch: AtomicU64,
 }
 
+/// Directed link (from, to) -> its forwarder.
+type Links = HashMap<(usize, usize), Arc<Link>>;
+
 #[derive(Clone, Default)]
 pub struct Proxy {
-    links: Arc<Mutex<HashMap<(usize, usize), Arc<Link>>>>,
+    links: Arc<Mutex<Links>>,
 }
 
 impl Proxy {

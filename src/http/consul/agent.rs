@@ -299,7 +299,7 @@ fn enable(q: &ConsulQuery) -> Result<bool, Response> {
     match q.go_bool("enable") {
         Ok(Some(b)) => Ok(b),
         Ok(None) => Err(bad("Missing value for enable")),
-        Err(()) => Err(bad("Invalid value for enable")),
+        Err(_) => Err(bad("Invalid value for enable")),
     }
 }
 

@@ -57,7 +57,7 @@ pub fn routes() -> Router<AppState> {
 async fn service(State(st): State<AppState>, Path(name): Path<String>, RawQuery(raw): RawQuery) -> Response {
     let passing = match ConsulQuery::parse(raw.as_deref()).go_bool("passing") {
         Ok(p) => p.unwrap_or(false),
-        Err(()) => return error(StatusCode::BAD_REQUEST, "Invalid value for ?passing"),
+        Err(_) => return error(StatusCode::BAD_REQUEST, "Invalid value for ?passing"),
     };
     blocking_read(&st, raw, |st, q, f| {
         let cat = read(st)?;
