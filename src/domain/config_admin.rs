@@ -182,6 +182,20 @@ impl ConfigService {
         for (entry, reason) in bad {
             res.fail_data.push(ImportFailure { data_id: entry, group: String::new(), reason });
         }
+        self.import_items(namespace, items, res, policy, src_user, src_ip).await
+    }
+
+    /// Imports configs already decoded (from a ZIP, or from Consul's KV JSON) into `namespace`,
+    /// adding to `res` (which may already hold decoding failures).
+    pub async fn import_items(
+        &self,
+        namespace: Option<&str>,
+        items: Vec<ZipConfig>,
+        mut res: ImportResult,
+        policy: ImportPolicy,
+        src_user: &str,
+        src_ip: &str,
+    ) -> Result<ImportResult, DomainError> {
         let mut valid = Vec::new();
         for it in items {
             match make_key(namespace, Some(&it.group), Some(&it.data_id)) {

@@ -61,7 +61,7 @@ pub fn parse_lock_delay(v: &serde_json::Value) -> Result<Duration, ConsulError> 
             Some(x) => Duration::from_nanos(x),
             None => return Err(ConsulError::BadRequest(format!("Request decode failed: invalid LockDelay {n}"))),
         },
-        serde_json::Value::String(s) => crate::http::consul::parse_go_duration(s)
+        serde_json::Value::String(s) => super::go_duration::parse_go_duration(s)
             .ok_or_else(|| ConsulError::BadRequest(format!("Request decode failed: invalid LockDelay {s:?}")))?,
         other => return Err(ConsulError::BadRequest(format!("Request decode failed: invalid LockDelay {other}"))),
     };
@@ -73,7 +73,7 @@ pub fn ttl_of(s: &SessionItem) -> Option<Duration> {
     if s.ttl.is_empty() {
         return None;
     }
-    crate::http::consul::parse_go_duration(&s.ttl).filter(|d| !d.is_zero())
+    super::go_duration::parse_go_duration(&s.ttl).filter(|d| !d.is_zero())
 }
 
 /// Validates a create request and fills Consul's defaults. The id is drawn by [`create`].
@@ -85,7 +85,7 @@ pub fn build(req: SessionRequest, default_node: &str) -> Result<SessionItem, Con
     };
     let ttl = req.ttl.unwrap_or_default();
     if !ttl.is_empty() {
-        let d = crate::http::consul::parse_go_duration(&ttl).ok_or_else(|| {
+        let d = super::go_duration::parse_go_duration(&ttl).ok_or_else(|| {
             ConsulError::Refused(format!("Session TTL '{ttl}' invalid: time: invalid duration {ttl:?}"))
         })?;
         if !d.is_zero() && (d < MIN_TTL || d > MAX_TTL) {

@@ -11,6 +11,7 @@ pub mod consul_defs;
 pub mod consul_kv;
 pub mod consul_session;
 pub mod consul_view;
+pub mod go_duration;
 pub mod namespace;
 pub mod naming;
 pub mod naming_health;

@@ -6,7 +6,7 @@
 //! parameter is one the export/import documents (`namespaceId`, `prefix` / `namespaceId`,
 //! `policy`); anything else (`?raw`, `?index`, `?flags`, `?cas`...) is a plain KV request.
 //!
-//! Import goes through the one Nacos import (`ConfigService::import_zip`), so policies, checks
+//! Import goes through the one Nacos import (`ConfigService::import_items`), so policies, checks
 //! and the `{successCount, skipCount, failCount, failData}` reply are the same: the entries of
 //! each target namespace are handed to it as the ZIP layout it reads.
 
@@ -28,7 +28,6 @@ use crate::domain::config_admin::ConfigFilter;
 use crate::domain::config_admin::ImportFailure;
 use crate::domain::config_admin::ImportPolicy;
 use crate::domain::config_admin::ImportResult;
-use crate::domain::config_zip;
 use crate::domain::config_zip::ZipConfig;
 use crate::domain::DomainError;
 use crate::domain::ReadConsistency;
@@ -175,14 +174,7 @@ pub(super) async fn import(st: &AppState, q: &ConsulQuery, headers: &HeaderMap, 
             }
         }
         for (ns, list) in by_ns {
-            let zip = match config_zip::export(&list) {
-                Ok(z) => z,
-                Err(e) => {
-                    res.fail_data.extend(list.iter().map(|c| failure(&c.data_id, &c.group, e.to_string())));
-                    continue;
-                }
-            };
-            let r = st.config.import_zip(Some(&ns), &zip, policy, "", "").await?;
+            let r = st.config.import_items(Some(&ns), list, ImportResult::default(), policy, "", "").await?;
             res.success_count += r.success_count;
             res.skip_count += r.skip_count;
             res.fail_data.extend(r.fail_data);
