@@ -93,6 +93,11 @@ async fn snapshot_get_put_and_cli_roundtrip() {
     for i in 0..20 {
         publish_ok(&n, &format!("cfg{i}"), &format!("value {i}")).await;
     }
+    // Consul KV and the registry are in the snapshot too.
+    let put = client().put(n.url("/v1/kv/snap/key")).body("kv-before").send().await.unwrap();
+    assert_eq!(put.text().await.unwrap(), "true");
+    let reg = "/nacos/v1/ns/instance?serviceName=snap-svc&ip=10.1.1.1&port=80&ephemeral=false";
+    assert_eq!(client().post(n.url(reg)).send().await.unwrap().status().as_u16(), 200);
     let before = checksum(&n).await.unwrap();
     // CLI save + inspect.
     let file = root.path().join("s.bsnap");
@@ -140,6 +145,8 @@ async fn snapshot_get_put_and_cli_roundtrip() {
         client().delete(n.url(&format!("/nacos/v1/cs/configs?dataId=cfg{i}"))).send().await.unwrap();
     }
     publish_ok(&n, "extra", "x").await;
+    client().delete(n.url("/v1/kv/snap/key")).send().await.unwrap();
+    client().delete(n.url(reg)).send().await.unwrap();
     let snap = std::fs::read(&file).unwrap();
     let r =
         client().put(n.url("/v1/snapshot")).header("X-Batata-Cluster-Secret", SECRET).body(snap).send().await.unwrap();
@@ -148,6 +155,17 @@ async fn snapshot_get_put_and_cli_roundtrip() {
     assert_eq!((after.1, after.2), (before.1, before.2), "restored state must equal the snapshot");
     assert_eq!(get_config(&n, "extra", false).await, None);
     assert_eq!(get_config(&n, "cfg3", false).await.as_deref(), Some("value 3"));
+    let kv = client().get(n.url("/v1/kv/snap/key?raw")).send().await.unwrap();
+    assert_eq!(kv.text().await.unwrap(), "kv-before");
+    let list: serde_json::Value = client()
+        .get(n.url("/nacos/v1/ns/instance/list?serviceName=snap-svc"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["hosts"][0]["ip"], "10.1.1.1", "{list}");
 }
 
 #[test]
