@@ -7,8 +7,9 @@
 # config-publish and grpc-instance-register at 1, 64 and 256 clients (entries per fsync read from
 # the leader's /nacos/metrics around each durable run), config-get over HTTP and over gRPC at 64
 # clients, the listener fan-out at 1,000 and 10,000 gRPC listeners and the subscriber
-# (naming) fan-out at 1,000 and 10,000 gRPC subscribers; then the same config writes against a
-# 3-member etcd cluster (etcd-put) for the Batata/etcd throughput ratio.
+# (naming) fan-out at 1,000 and 10,000 gRPC subscribers, Consul KV PUT at 1, 64 and 256 clients,
+# KV GET at 64 and the wake-up of 1,000 Consul blocking queries; then the same writes against a
+# 3-member etcd cluster (etcd-put) for the Batata/etcd throughput ratios.
 #
 # Environment:
 #   BENCH_DURATION=20   measured seconds per run (each run adds batata-bench's 2 s warm-up)
@@ -322,6 +323,14 @@ done
 for l in "${FANOUT[@]}"; do
   bench "naming-fanout-$l" --workload naming-fanout "${ADDR_ARGS[@]}" --listeners "$l" --duration 5
 done
+# Consul KV: durable PUTs spread over the 3 nodes (compared with etcd below), GETs on one node
+# (default consistency: a follower confirms the leader's commit index first), and the wake-up of
+# 1,000 blocking queries spread over the nodes when the key they watch is written.
+for c in "${LEVELS[@]}"; do
+  durable "consul-kv-put-c$c" --workload consul-kv-put "${ADDR_ARGS[@]}" --concurrency "$c" --duration "$DURATION"
+done
+bench consul-kv-get-c64 --workload consul-kv-get --addr "127.0.0.1:$GET_PORT" --concurrency 64 --duration "$DURATION"
+bench consul-watch-fanout-1000 --workload consul-watch-fanout "${ADDR_ARGS[@]}" --listeners 1000 --duration 5
 stop_pids "${NODE_PIDS[@]}"
 
 # --- etcd -------------------------------------------------------------------------------------
@@ -381,6 +390,12 @@ REPORT=$WORK/report.md
       ratio=$(awk "BEGIN { if ($e > 0) printf \"%.2f\", $b / $e; else print \"n/a\" }")
       echo "| Batata/etcd write throughput ratio, concurrency $c | $ratio | config-publish-c$c / etcd-put-c$c below |"
     done
+    for c in "${LEVELS[@]}"; do
+      b=$(jget "$RES/consul-kv-put-c$c.json" throughput_rps)
+      e=$(jget "$RES/etcd-put-c$c.json" throughput_rps)
+      ratio=$(awk "BEGIN { if ($e > 0) printf \"%.2f\", $b / $e; else print \"n/a\" }")
+      echo "| Batata Consul KV/etcd write throughput ratio, concurrency $c | $ratio | consul-kv-put-c$c / etcd-put-c$c below |"
+    done
   else
     echo "| Batata/etcd write throughput ratio | $ETCD_NOTE | |"
   fi
@@ -394,8 +409,10 @@ REPORT=$WORK/report.md
   for c in "${LEVELS[@]}"; do row "config-publish-c$c" "Batata, 3 nodes"; done
   for c in "${LEVELS[@]}"; do row "grpc-instance-register-1node-c$c" "Batata, 1 node (standalone)"; done
   for c in "${LEVELS[@]}"; do row "grpc-instance-register-c$c" "Batata, 3 nodes"; done
+  for c in "${LEVELS[@]}"; do row "consul-kv-put-c$c" "Batata, 3 nodes"; done
   row config-get-c64 "Batata, 1 node ($GET_ROLE)"
   row grpc-config-get-c64 "Batata, 1 node ($GET_ROLE)"
+  row consul-kv-get-c64 "Batata, 1 node ($GET_ROLE)"
   if [ -z "$ETCD_NOTE" ]; then
     for c in "${LEVELS[@]}"; do row "etcd-put-c$c" "etcd $ETCD_VERSION, 3 members"; done
   fi
@@ -403,17 +420,19 @@ REPORT=$WORK/report.md
   echo "Fan-outs: gRPC connections spread over the 3 nodes. Listener fan-out: each listens to one config;"
   echo "each round publishes it through node 1 and waits until every listener has its change push. Subscriber"
   echo "(naming) fan-out: each subscribes to one service; each round a connection on node 1 registers its"
-  echo "instance at the other of two addresses and waits until every subscriber has a push showing it. 5 rounds."
+  echo "instance at the other of two addresses and waits until every subscriber has a push showing it. Consul"
+  echo "watch fan-out: 1,000 blocking KV queries (one HTTP connection each); each round writes the key through"
+  echo "node 1 and waits until every query has returned with a higher index. 5 rounds."
   echo
   echo "| Fan-out | Connections | All notified, median round (ms) | Worst round (ms) | Per connection p50 (ms) | p99 (ms) | Connect + listen/subscribe (s) | Command |"
   echo "|---|---|---|---|---|---|---|---|"
-  for name in "${FANOUT[@]/#/listener-fanout-}" "${FANOUT[@]/#/naming-fanout-}"; do
+  for name in "${FANOUT[@]/#/listener-fanout-}" "${FANOUT[@]/#/naming-fanout-}" consul-watch-fanout-1000; do
     f=$RES/$name.json
     # shellcheck disable=SC2016 # the backticks are Markdown code spans
     printf '| %s | %s | %s | %s | %s | %s | %s | `%s` |\n' "$(jget "$f" workload | tr -d '"')" \
-      "$(jget "$f" listeners)$(jget "$f" subscribers)" "$(calc "%.1f" "$(jget "$f" median)")" \
+      "$(jget "$f" listeners)$(jget "$f" subscribers)$(jget "$f" watchers)" "$(calc "%.1f" "$(jget "$f" median)")" \
       "$(calc "%.1f" "$(jget "$f" max)")" "$(calc "%.1f" "$(jget "$f" p50)")" "$(calc "%.1f" "$(jget "$f" p99)")" \
-      "$(calc "%.1f" "$(jget "$f" connect_and_listen_s)$(jget "$f" connect_and_subscribe_s)")" "${CMD[$name]}"
+      "$(calc "%.1f" "$(jget "$f" connect_and_listen_s)$(jget "$f" connect_and_subscribe_s)$(jget "$f" connect_and_watch_s)")" "${CMD[$name]}"
   done
   echo
 } >"$REPORT"

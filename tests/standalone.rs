@@ -264,7 +264,9 @@ async fn bench_harness_smoke() {
     let mut n = Node::new(root.path(), "solo", Ports::new(), &[]);
     n.start();
     wait_ready(&n).await;
-    for workload in ["config-publish", "config-get", "grpc-config-get", "grpc-instance-register"] {
+    for workload in
+        ["config-publish", "config-get", "grpc-config-get", "grpc-instance-register", "consul-kv-put", "consul-kv-get"]
+    {
         let json = root.path().join(format!("{workload}.json"));
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_batata-bench"))
             .args(["--workload", workload, "--addr", &n.ports.http_addr(), "--concurrency", "4", "--smoke", "--json"])
@@ -276,7 +278,9 @@ async fn bench_harness_smoke() {
         assert!(v["ok"].as_u64().unwrap() > 0, "{v}");
         assert_eq!(v["errors"]["total"], 0, "{v}");
     }
-    for (workload, count) in [("listener-fanout", "listeners"), ("naming-fanout", "subscribers")] {
+    for (workload, count) in
+        [("listener-fanout", "listeners"), ("naming-fanout", "subscribers"), ("consul-watch-fanout", "watchers")]
+    {
         let json = root.path().join(format!("{workload}.json"));
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_batata-bench"))
             .args(["--workload", workload, "--addr", &n.ports.http_addr(), "--smoke", "--json"])

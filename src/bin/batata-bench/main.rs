@@ -34,6 +34,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde_json::json;
 use tokio::time::Instant;
 
+mod consul_fanout;
 mod fanout;
 mod nacos_grpc;
 mod naming_fanout;
@@ -62,6 +63,13 @@ enum Workload {
     /// `--listeners` gRPC connections each subscribe to one service; each round changes its
     /// instance and times until every subscriber has the push (`--duration` rounds).
     NamingFanout,
+    /// Consul `PUT /v1/kv/<key>`; each acknowledged write is Raft-committed.
+    ConsulKvPut,
+    /// Consul `GET /v1/kv/<key>` over a key space written beforehand.
+    ConsulKvGet,
+    /// `--listeners` Consul blocking queries on one key; each round writes it and times until
+    /// every query has returned (`--duration` rounds).
+    ConsulWatchFanout,
 }
 
 impl Workload {
@@ -75,6 +83,9 @@ impl Workload {
             Workload::ListenerFanout => "listener-fanout",
             Workload::GrpcInstanceRegister => "grpc-instance-register",
             Workload::NamingFanout => "naming-fanout",
+            Workload::ConsulKvPut => "consul-kv-put",
+            Workload::ConsulKvGet => "consul-kv-get",
+            Workload::ConsulWatchFanout => "consul-watch-fanout",
         }
     }
 
@@ -83,6 +94,8 @@ impl Workload {
         match self {
             Workload::ConfigGet | Workload::GrpcConfigGet => Some(Workload::ConfigPublish),
             Workload::EtcdGet => Some(Workload::EtcdPut),
+            Workload::ConsulKvGet => Some(Workload::ConsulKvPut),
+            Workload::ConsulKvPut | Workload::ConsulWatchFanout => None,
             Workload::ConfigPublish
             | Workload::EtcdPut
             | Workload::ListenerFanout
@@ -203,6 +216,8 @@ impl Target {
                 .post(format!("http://{addr}/v3/kv/range"))
                 .header(CONTENT_TYPE, json)
                 .body(format!(r#"{{"key":"{etcd_key}"}}"#)),
+            Workload::ConsulKvPut => c.put(format!("http://{addr}/v1/kv/bench-{key}")).body(self.value.clone()),
+            Workload::ConsulKvGet => c.get(format!("http://{addr}/v1/kv/bench-{key}")),
             // Not HTTP: answered in `call` (or by the fan-out modules).
             _ => c.get(format!("http://{addr}/")),
         }
@@ -221,7 +236,7 @@ impl Target {
         if status != reqwest::StatusCode::OK {
             return Err(Failure { kind: Kind::Status, detail: format!("HTTP {status}: {}", text()) });
         }
-        if op == Workload::ConfigPublish && body.as_ref() != b"true" {
+        if matches!(op, Workload::ConfigPublish | Workload::ConsulKvPut) && body.as_ref() != b"true" {
             return Err(Failure { kind: Kind::BadBody, detail: format!("publish answered {:?}", text()) });
         }
         Ok(())
@@ -427,6 +442,7 @@ async fn main() -> anyhow::Result<()> {
     match a.workload {
         Workload::ListenerFanout => return fanout::run(&target, &a).await,
         Workload::NamingFanout => return naming_fanout::run(&target, &a).await,
+        Workload::ConsulWatchFanout => return consul_fanout::run(&target, &a).await,
         _ => target.grpc = nacos_grpc::Pool::open(a.workload, &a.addrs, a.concurrency).await?,
     }
     let target = Arc::new(target);
