@@ -186,6 +186,11 @@ impl StateMachineStore {
         self.inner.tables.get(table)
     }
 
+    /// A watch of a Consul table's index (blocking queries wait on it).
+    pub fn table_watch(&self, table: tables::Table) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.tables.watch(table)
+    }
+
     /// Reads the in-memory registry.
     pub fn naming<R>(&self, f: impl FnOnce(&naming_index::NamingIndex) -> R) -> R {
         f(&self.inner.naming.read().unwrap_or_else(|e| e.into_inner()))

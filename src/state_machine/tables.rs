@@ -4,13 +4,11 @@
 //! `sm_meta`, written in the batch of the change, so an index never goes back across restarts;
 //! the in-memory copy is updated when the change is published.
 
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering;
-
 use rocksdb::WriteBatch;
 use rocksdb::DB;
 use serde::Deserialize;
 use serde::Serialize;
+use tokio::sync::watch;
 
 use super::schema;
 use super::StoreResult;
@@ -49,29 +47,43 @@ fn load(db: &DB, table: Table) -> StoreResult<u64> {
     }
 }
 
-/// The in-memory copy.
-#[derive(Default)]
-pub struct TableIndexes([AtomicU64; 4]);
+/// The in-memory copy, one watch per table: a blocking query waits on its own table's watch, so
+/// a write to another table (or to none) never wakes it.
+pub struct TableIndexes([watch::Sender<u64>; 4]);
 
 impl TableIndexes {
     pub fn load(db: &DB) -> StoreResult<TableIndexes> {
-        let t = TableIndexes::default();
+        let t = TableIndexes(std::array::from_fn(|_| watch::Sender::new(0)));
         t.reload(db)?;
         Ok(t)
     }
 
+    /// Replaces every index with the stored one (after the data was replaced wholesale, when an
+    /// index may go back: clients reset, as Consul documents).
     pub fn reload(&self, db: &DB) -> StoreResult<()> {
         for table in Table::ALL {
-            self.0[table.slot()].store(load(db, table)?, Ordering::Release);
+            self.0[table.slot()].send_replace(load(db, table)?);
         }
         Ok(())
     }
 
     pub fn get(&self, table: Table) -> u64 {
-        self.0[table.slot()].load(Ordering::Acquire)
+        *self.0[table.slot()].borrow()
     }
 
+    /// Moves `table`'s index forward to `index`, waking its watchers.
     pub fn set(&self, table: Table, index: u64) {
-        self.0[table.slot()].fetch_max(index, Ordering::AcqRel);
+        self.0[table.slot()].send_if_modified(|cur| {
+            let moved = index > *cur;
+            if moved {
+                *cur = index;
+            }
+            moved
+        });
+    }
+
+    /// A watch of `table`'s index.
+    pub fn watch(&self, table: Table) -> watch::Receiver<u64> {
+        self.0[table.slot()].subscribe()
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! `?index=N&wait=D` holds a read until the endpoint's index exceeds N or the wait (default
 //! 5 min, capped at 10 min, plus up to wait/16 of jitter) runs out, then answers with the current
-//! data and index either way. A wait re-runs the query only after the table it reads has
-//! changed (`state_machine::tables`), so idle watchers cost nothing per unrelated write.
+//! data and index either way. A wait sleeps on the watch of the table it reads
+//! (`state_machine::tables`) and re-runs the query only when that table changed, so idle
+//! watchers are not even woken by other writes.
 //!
 //! Modes: `?stale` reads this node's state; `?consistent` confirms leadership through a quorum
 //! (read-index) first, on every round; the default reads on the leader, and on a follower after
@@ -151,10 +152,11 @@ pub async fn run<T>(
 ) -> Result<(T, QueryMeta), Response> {
     let sm = &st.node.sm;
     let deadline = Instant::now() + opts.wait + jitter(opts.wait);
-    let mut applied = sm.hub().applied();
+    let mut table_index = sm.table_watch(table);
     loop {
         read_barrier(st, opts.mode).await?;
-        let seen_table = sm.table_index(table);
+        // Marks the current index seen: a change from here on wakes the wait below.
+        table_index.borrow_and_update();
         let (value, index) = query()?;
         let index = index.max(1);
         if opts.index == 0 || index > opts.index || Instant::now() >= deadline {
@@ -162,13 +164,9 @@ pub async fn run<T>(
             return Ok((value, QueryMeta { index, known_leader, mode: opts.mode }));
         }
         // Wait for a change to the table (or the deadline), then run the query again.
-        loop {
-            match tokio::time::timeout_at(deadline, applied.changed()).await {
-                Err(_) => break,
-                Ok(Err(_)) => return Err(error(StatusCode::INTERNAL_SERVER_ERROR, "state machine stopped")),
-                Ok(Ok(())) if sm.table_index(table) > seen_table => break,
-                Ok(Ok(())) => {}
-            }
+        match tokio::time::timeout_at(deadline, table_index.changed()).await {
+            Err(_) | Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(error(StatusCode::INTERNAL_SERVER_ERROR, "state machine stopped")),
         }
     }
 }
