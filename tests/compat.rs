@@ -19,8 +19,6 @@ use nacos_sdk::api::config::ConfigService;
 use nacos_sdk::api::config::ConfigServiceBuilder;
 use nacos_sdk::api::naming::NamingChangeEvent;
 use nacos_sdk::api::naming::NamingEventListener;
-use nacos_sdk::api::naming::NamingService;
-use nacos_sdk::api::naming::NamingServiceBuilder;
 use nacos_sdk::api::naming::ServiceInstance;
 use nacos_sdk::api::props::ClientProps;
 use tokio::sync::mpsc;
@@ -148,12 +146,15 @@ async fn consul_scenario(lang: &str, cluster: bool) {
     let nodes = if cluster { common::start_cluster(root.path(), 3).await } else { standalone(root.path()).await };
     let prefix = format!("{}{}", lang.replace("consul-", "c"), if cluster { "c" } else { "s" });
     let nacos_svc = format!("{prefix}-nacos-svc");
-    let nacos = rust_naming_client(&nodes[0].ports.http_addr(), &root.path().join("ncache")).await;
-    nacos.register_instance(nacos_svc.clone(), None, instance("10.0.0.9")).await.expect("register the Nacos instance");
+    let nacos = common::rust_naming_client(&nodes[0].ports.http_addr(), &root.path().join("ncache")).await;
+    nacos
+        .register_instance(nacos_svc.clone(), None, common::sdk_instance("10.0.0.9"))
+        .await
+        .expect("register the Nacos instance");
     // A disabled instance (another service: one instance per service per connection) must be a
     // critical one to Consul.
     let off_svc = format!("{prefix}-nacos-off");
-    let off = ServiceInstance { enabled: false, ..instance("10.0.0.10") };
+    let off = ServiceInstance { enabled: false, ..common::sdk_instance("10.0.0.10") };
     nacos.register_instance(off_svc.clone(), None, off).await.expect("register the disabled Nacos instance");
     let lang = lang.to_string();
     let nodes = tokio::task::spawn_blocking(move || {
@@ -326,30 +327,6 @@ impl NamingEventListener for Pushes {
     }
 }
 
-async fn rust_naming_client(addr: &str, cache: &std::path::Path) -> NamingService {
-    let props = ClientProps::new()
-        .server_addr(addr)
-        .namespace("")
-        .app_name("batata-compat")
-        .env_first(false)
-        .load_cache_at_start(false)
-        .cache_dir(cache);
-    NamingServiceBuilder::new(props).build().await.expect("build the Rust naming client")
-}
-
-fn instance(ip: &str) -> ServiceInstance {
-    ServiceInstance {
-        ip: ip.into(),
-        port: 8080,
-        weight: 1.0,
-        healthy: true,
-        enabled: true,
-        ephemeral: true,
-        metadata: std::collections::HashMap::from([("v".to_string(), "1".to_string())]),
-        ..Default::default()
-    }
-}
-
 /// Waits for a push whose instance list is `want`.
 async fn push_of(rx: &mut mpsc::UnboundedReceiver<Vec<String>>, want: &[&str], what: &str) {
     let res = tokio::time::timeout(Duration::from_secs(10), async {
@@ -370,13 +347,13 @@ async fn rust_naming(cluster: bool) {
     let nodes = if cluster { common::start_cluster(root.path(), 3).await } else { standalone(root.path()).await };
     let first = nodes[0].ports.http_addr();
     let last = nodes[nodes.len() - 1].ports.http_addr();
-    let a = rust_naming_client(&first, &root.path().join("ncache-a")).await;
-    let a2 = rust_naming_client(&first, &root.path().join("ncache-a2")).await;
-    let b = rust_naming_client(&last, &root.path().join("ncache-b")).await;
+    let a = common::rust_naming_client(&first, &root.path().join("ncache-a")).await;
+    let a2 = common::rust_naming_client(&first, &root.path().join("ncache-a2")).await;
+    let b = common::rust_naming_client(&last, &root.path().join("ncache-b")).await;
     let svc = if cluster { "rust-svc-c" } else { "rust-svc-s" };
 
     // register_list: B (another node) lists exactly A's instance.
-    a.register_instance(svc.into(), None, instance("10.0.0.1")).await.unwrap();
+    a.register_instance(svc.into(), None, common::sdk_instance("10.0.0.1")).await.unwrap();
     common::eventually(10, "B lists A's instance", || async {
         let l = b.get_all_instances(svc.into(), None, vec![], false).await.ok()?;
         (l.len() == 1 && l[0].ip() == "10.0.0.1" && l[0].metadata().get("v").map(String::as_str) == Some("1"))
@@ -388,11 +365,11 @@ async fn rust_naming(cluster: bool) {
     // reaches B's listener.
     let (tx, mut rx) = mpsc::unbounded_channel();
     b.subscribe(svc.into(), None, vec![], Arc::new(Pushes(tx))).await.unwrap();
-    a2.register_instance(svc.into(), None, instance("10.0.0.2")).await.unwrap();
+    a2.register_instance(svc.into(), None, common::sdk_instance("10.0.0.2")).await.unwrap();
     push_of(&mut rx, &["10.0.0.1:8080", "10.0.0.2:8080"], "subscribe_push").await;
 
     // deregister.
-    a.deregister_instance(svc.into(), None, instance("10.0.0.1")).await.unwrap();
+    a.deregister_instance(svc.into(), None, common::sdk_instance("10.0.0.1")).await.unwrap();
     push_of(&mut rx, &["10.0.0.2:8080"], "deregister").await;
     let healthy = b.select_instances(svc.into(), None, vec![], false, true).await.unwrap();
     assert_eq!(healthy.iter().map(|i| i.ip().to_string()).collect::<Vec<_>>(), vec!["10.0.0.2"]);

@@ -8,34 +8,8 @@ use std::time::Duration;
 
 use common::Node;
 use nacos_sdk::api::naming::NamingService;
-use nacos_sdk::api::naming::NamingServiceBuilder;
-use nacos_sdk::api::naming::ServiceInstance;
-use nacos_sdk::api::props::ClientProps;
 
 const SVC: &str = "ghost-svc";
-
-async fn client(addrs: &str, cache: &std::path::Path) -> NamingService {
-    let props = ClientProps::new()
-        .server_addr(addrs)
-        .namespace("")
-        .app_name("batata-naming-cluster")
-        .env_first(false)
-        .load_cache_at_start(false)
-        .cache_dir(cache);
-    NamingServiceBuilder::new(props).build().await.expect("build the Rust naming client")
-}
-
-fn instance(ip: &str) -> ServiceInstance {
-    ServiceInstance {
-        ip: ip.into(),
-        port: 8080,
-        weight: 1.0,
-        healthy: true,
-        enabled: true,
-        ephemeral: true,
-        ..Default::default()
-    }
-}
 
 /// SDK connections a node holds, from its metrics.
 async fn connections(n: &Node) -> Option<u64> {
@@ -61,8 +35,8 @@ async fn kill9_of_the_connection_node_leaves_no_ghost() {
     let all: Vec<String> = nodes.iter().map(|n| n.ports.http_addr()).collect();
 
     // A may use any node; find the one it connected to (X).
-    let a = client(&all.join(","), &root.path().join("a")).await;
-    a.register_instance(SVC.into(), None, instance("10.0.0.1")).await.unwrap();
+    let a = common::rust_naming_client(&all.join(","), &root.path().join("a")).await;
+    a.register_instance(SVC.into(), None, common::sdk_instance("10.0.0.1")).await.unwrap();
     let x = common::eventually(10, "A's connection shows on one node", || async {
         let mut held = Vec::new();
         for (i, n) in nodes.iter().enumerate() {
@@ -76,9 +50,9 @@ async fn kill9_of_the_connection_node_leaves_no_ghost() {
     let y = (x + 1) % 3;
 
     // B knows only X: it cannot re-register anywhere once X is gone.
-    let b = client(&all[x], &root.path().join("b")).await;
-    b.register_instance(SVC.into(), None, instance("10.0.0.9")).await.unwrap();
-    let watcher = client(&all[y], &root.path().join("w")).await;
+    let b = common::rust_naming_client(&all[x], &root.path().join("b")).await;
+    b.register_instance(SVC.into(), None, common::sdk_instance("10.0.0.9")).await.unwrap();
+    let watcher = common::rust_naming_client(&all[y], &root.path().join("w")).await;
     common::eventually(10, "both instances are listed through Y", || async {
         (ips(&watcher).await? == ["10.0.0.1", "10.0.0.9"]).then_some(())
     })

@@ -300,3 +300,30 @@ pub async fn start_cluster_with(root: &std::path::Path, n: usize, env: &[(&str, 
     }
     nodes
 }
+
+/// The official Rust Nacos naming client (`nacos-sdk`, unmodified) on `addrs` (comma-separated),
+/// namespace public, with its own cache directory.
+pub async fn rust_naming_client(addrs: &str, cache: &std::path::Path) -> nacos_sdk::api::naming::NamingService {
+    let props = nacos_sdk::api::props::ClientProps::new()
+        .server_addr(addrs)
+        .namespace("")
+        .app_name("batata-tests")
+        .env_first(false)
+        .load_cache_at_start(false)
+        .cache_dir(cache);
+    nacos_sdk::api::naming::NamingServiceBuilder::new(props).build().await.expect("build the Rust naming client")
+}
+
+/// An ephemeral instance at `ip:8080` with metadata `v=1`, as the SDK tests register it.
+pub fn sdk_instance(ip: &str) -> nacos_sdk::api::naming::ServiceInstance {
+    nacos_sdk::api::naming::ServiceInstance {
+        ip: ip.into(),
+        port: 8080,
+        weight: 1.0,
+        healthy: true,
+        enabled: true,
+        ephemeral: true,
+        metadata: std::collections::HashMap::from([("v".to_string(), "1".to_string())]),
+        ..Default::default()
+    }
+}

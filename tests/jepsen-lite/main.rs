@@ -184,6 +184,13 @@ fn verdict_line(passed: usize, failed: usize) {
     println!("jepsen-lite: {passed} passed, {failed} failed");
 }
 
+/// A correct run: enough operations, no anomaly, nothing inconclusive.
+fn assert_clean(r: &Report) {
+    let ok = r.anomalies.is_empty() && r.inconclusive.is_empty() && r.ops > 100;
+    verdict_line(usize::from(ok), usize::from(!ok));
+    assert!(ok, "anomalies {:?}, inconclusive {:?}, ops {}", r.anomalies, r.inconclusive, r.ops);
+}
+
 /// Every fault kind, rotated, on a 3-node cluster: no anomaly, nothing inconclusive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_faults_three_nodes() {
@@ -197,9 +204,7 @@ async fn mixed_faults_three_nodes() {
         env: vec![],
     })
     .await;
-    let ok = r.anomalies.is_empty() && r.inconclusive.is_empty() && r.ops > 100;
-    verdict_line(usize::from(ok), usize::from(!ok));
-    assert!(ok, "anomalies {:?}, inconclusive {:?}, ops {}", r.anomalies, r.inconclusive, r.ops);
+    assert_clean(&r);
 }
 
 /// Five nodes: majority/minority splits with the leader in the minority, and bridge partitions
@@ -216,9 +221,7 @@ async fn partitions_five_nodes() {
         env: vec![],
     })
     .await;
-    let ok = r.anomalies.is_empty() && r.inconclusive.is_empty() && r.ops > 100;
-    verdict_line(usize::from(ok), usize::from(!ok));
-    assert!(ok, "anomalies {:?}, inconclusive {:?}, ops {}", r.anomalies, r.inconclusive, r.ops);
+    assert_clean(&r);
 }
 
 /// The suite is not vacuous: with the seeded bug (linearizable reads served locally without the
