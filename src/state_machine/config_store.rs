@@ -71,17 +71,25 @@ pub fn apply(db: &DB, b: &mut WriteBatch, ctx: &ApplyCtx, cmd: &ConfigCmd) -> St
             let item = stamped(p, ctx, existing.as_ref());
             b.put_cf(cf, key_bytes(&p.key), schema::encode(&item));
             match existing {
-                Some(old) => put_history(db, b, ctx, &p.key, 'U', old)?,
+                // Like Nacos, an update's row keeps the content it replaced, and names who
+                // replaced it (the audit trail).
+                Some(mut old) => {
+                    old.meta.src_user = item.meta.src_user.clone();
+                    old.meta.src_ip = item.meta.src_ip.clone();
+                    put_history(db, b, ctx, &p.key, 'U', old)?
+                }
                 None => put_history(db, b, ctx, &p.key, 'I', item)?,
             }
             let change = Change::ConfigUpdated { key: p.key.clone(), md5: p.md5.clone() };
             Ok((Applied::Ok { index: ctx.index }, vec![change]))
         }
-        ConfigCmd::Remove { key, .. } => {
-            let Some(old) = get(db, key)? else {
+        ConfigCmd::Remove { key, src_user, src_ip } => {
+            let Some(mut old) = get(db, key)? else {
                 return Ok((Applied::NotFound, vec![]));
             };
             b.delete_cf(cf, key_bytes(key));
+            old.meta.src_user = src_user.clone();
+            old.meta.src_ip = src_ip.clone();
             put_history(db, b, ctx, key, 'D', old)?;
             Ok((Applied::Ok { index: ctx.index }, vec![Change::ConfigRemoved { key: key.clone() }]))
         }
