@@ -258,7 +258,7 @@ check_ports "$S_HTTP" $((S_HTTP + 1000)) $((BASE + 42)) $((BASE + 43)) $((BASE +
 # No cluster settings: its ports (all of them, so none collides), data dir and loopback binds.
 S_ENV=("BATATA_SERVER_PORT=$S_HTTP" "BATATA_SDK_PORT=$((S_HTTP + 1000))" "BATATA_CLUSTER_PORT=$((BASE + 42))"
   "BATATA_CONSOLE_PORT=$((BASE + 43))" "BATATA_CONSUL_PORT=$((BASE + 44))" "BATATA_DATA_DIR=$DATA/standalone"
-  BATATA_BIND_ADDRESS=127.0.0.1 BATATA_CLUSTER_BIND_ADDRESS=127.0.0.1)
+  BATATA_BIND_ADDRESS=127.0.0.1 BATATA_CLUSTER_BIND_ADDRESS=127.0.0.1 BATATA_AUTH_ENABLED=false)
 log "standalone node: time to ready"
 t0=$(now_ns)
 spawn standalone "${S_ENV[@]}" RUST_LOG="${BENCH_RUST_LOG:-warn}" "$BATATA"
@@ -292,7 +292,7 @@ for i in 1 2 3; do
   h=${HTTP[i - 1]}
   # The SDK port is the HTTP port + 1000: Nacos clients (and batata-bench) derive it that way.
   spawn "node$i" BATATA_SERVER_PORT="$h" BATATA_SDK_PORT=$((h + 1000)) BATATA_CLUSTER_PORT=$((h + 2)) \
-    BATATA_CONSUL_PORT=0 BATATA_DEPLOYMENT_TYPE=server BATATA_DATA_DIR="$DATA/n$i" \
+    BATATA_CONSUL_PORT=0 BATATA_DEPLOYMENT_TYPE=server BATATA_DATA_DIR="$DATA/n$i" BATATA_AUTH_ENABLED=false \
     BATATA_SERVER_IP=127.0.0.1 BATATA_BIND_ADDRESS=127.0.0.1 BATATA_CLUSTER_BIND_ADDRESS=127.0.0.1 \
     BATATA_CLUSTER_SECRET="$SECRET" BATATA_CLUSTER_LOOKUP_TYPE=file BATATA_CLUSTER_CONF="$CONF" \
     RUST_LOG="${BENCH_RUST_LOG:-warn}" "$BATATA"

@@ -161,10 +161,25 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let retention = Duration::from_secs(settings.config_history_retention_days * 86_400);
     tokio::spawn(crate::domain::config::history_retention(node.clone(), retention));
 
+    let auth = crate::domain::auth::AuthService::new(node.clone(), &settings).map_err(anyhow::Error::msg)?;
+    if settings.auth_enabled {
+        if let Some(pw) = settings.auth_admin_password.clone() {
+            tokio::spawn({
+                let auth = auth.clone();
+                async move { auth.ensure_admin(pw).await }
+            });
+        }
+    } else {
+        tracing::warn!(
+            "authentication is OFF (nacos.core.auth.enabled: false): every client may read and write everything"
+        );
+    }
+
     // Nacos SDK port (gRPC).
     let sdk = crate::grpc::nacos::SdkServer::new(
         node.clone(),
         ConfigService::new(node.clone(), settings.config_max_content_bytes),
+        auth.clone(),
         ready_index,
         settings.sdk_max_connections,
     );
@@ -215,8 +230,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         sdk_config_listeners: sdk.config_listeners.clone(),
         naming: sdk.naming.service.clone(),
         sdk_naming: sdk.naming.clone(),
+        auth,
+        acl_default_allow: settings.consul_acl_default_policy == crate::settings::AclDefault::Allow,
+        max_body: settings.max_body_bytes,
     };
-    let router = crate::http::router(state, &settings.context_path, settings.max_body_bytes);
+    let router = crate::http::router(state, &settings.context_path);
     let mut addrs = vec![settings.http_bind_addr()];
     if let Some(c) = settings.consul_bind_addr() {
         addrs.push(c);

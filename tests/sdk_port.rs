@@ -4,71 +4,14 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use batata::grpc::nacos::pb;
+use common::sdk::payload;
+use common::sdk::Conn;
 use common::Node;
 use common::Ports;
 use serde_json::json;
 use serde_json::Value;
-use tokio::sync::mpsc;
-use tonic::transport::Channel;
-
-fn payload(kind: &str, body: Value) -> pb::Payload {
-    pb::Payload {
-        metadata: Some(pb::Metadata { r#type: kind.into(), client_ip: "10.9.8.7".into(), headers: HashMap::new() }),
-        body: Some(pb::Any { type_url: String::new(), value: serde_json::to_vec(&body).unwrap() }),
-    }
-}
-
-fn parts(p: &pb::Payload) -> (String, Value) {
-    let kind = p.metadata.as_ref().map(|m| m.r#type.clone()).unwrap_or_default();
-    (kind, serde_json::from_slice(&p.body.as_ref().unwrap().value).unwrap())
-}
-
-struct Conn {
-    unary: pb::request_client::RequestClient<Channel>,
-    out: mpsc::Sender<pb::Payload>,
-    pushes: tonic::Streaming<pb::Payload>,
-}
-
-impl Conn {
-    async fn open(n: &Node, setup: Value) -> Conn {
-        let ch = Channel::from_shared(format!("http://127.0.0.1:{}", n.ports.sdk)).unwrap().connect().await.unwrap();
-        let (out, rx) = mpsc::channel(16);
-        out.send(payload("ConnectionSetupRequest", setup)).await.unwrap();
-        let pushes = pb::bi_request_stream_client::BiRequestStreamClient::new(ch.clone())
-            .request_bi_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-            .unwrap()
-            .into_inner();
-        Conn { unary: pb::request_client::RequestClient::new(ch), out, pushes }
-    }
-
-    async fn call(&mut self, kind: &str, body: Value) -> (String, Value) {
-        parts(&self.unary.request(payload(kind, body)).await.unwrap().into_inner())
-    }
-
-    /// Calls until the server has processed the setup (it travels on the stream).
-    async fn call_registered(&mut self, kind: &str, body: Value) -> (String, Value) {
-        for _ in 0..200 {
-            let r = self.call(kind, body.clone()).await;
-            if r.0 != "ErrorResponse" || r.1["errorCode"] != 301 {
-                return r;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the connection was never registered");
-    }
-
-    async fn next_push(&mut self) -> Option<(String, Value)> {
-        match tokio::time::timeout(Duration::from_secs(5), self.pushes.message()).await {
-            Ok(Ok(Some(p))) => Some(parts(&p)),
-            _ => None,
-        }
-    }
-}
 
 async fn start(root: &std::path::Path, max_conns: Option<&str>) -> Node {
     let mut n = Node::new(root, "solo", Ports::new(), &[]);

@@ -1,6 +1,9 @@
 //! Business rules shared by the protocol adapters: validation, defaults, building commands,
 //! and reads. Sits between `http/`/`grpc/` and the replicated core; never touches RocksDB.
 
+pub mod auth;
+pub mod auth_admin;
+pub mod auth_throttle;
 pub mod config;
 pub mod config_admin;
 pub mod config_beta;
@@ -33,6 +36,12 @@ pub enum DomainError {
     /// A compare-and-swap precondition failed.
     #[error("{0}")]
     Conflict(String),
+    /// Not authenticated, or not allowed: nothing was done. Nacos answers both with 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many failed logins from this address for this user.
+    #[error("too many failed logins; retry in {retry_after_secs} s")]
+    Throttled { retry_after_secs: u64 },
     #[error(transparent)]
     Cluster(#[from] WriteError),
     #[error("storage error: {0}")]

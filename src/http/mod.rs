@@ -1,6 +1,8 @@
 //! HTTP adapters (axum): parse, call the domain, shape the reply. No storage access here.
 
 pub mod consul;
+pub mod guard;
+pub mod nacos_auth;
 pub mod nacos_config;
 pub mod nacos_history;
 pub mod nacos_listener;
@@ -50,13 +52,20 @@ pub struct AppState {
     pub naming: crate::domain::naming_service::NamingService,
     /// The SDK port's naming state on this node (subscriber gauge).
     pub sdk_naming: Arc<crate::grpc::nacos::naming::Naming>,
+    pub auth: crate::domain::auth::AuthService,
+    /// Consul ACL default policy (`consul.acl.default-policy`) is `allow`.
+    pub acl_default_allow: bool,
+    /// Largest request body (`server.max-body-bytes`).
+    pub max_body: usize,
 }
 
 /// Builds the router served on the main port (Nacos under the context path, Consul and
 /// operations under `/v1`) and on the dedicated Consul port.
-pub fn router(state: AppState, context_path: &str, max_body: usize) -> Router {
+pub fn router(state: AppState, context_path: &str) -> Router {
+    let max_body = state.max_body;
     let guard = axum::middleware::from_fn_with_state(state.clone(), admin_guard);
     let nacos = Router::new()
+        .merge(nacos_auth::routes())
         .merge(nacos_config::routes())
         .merge(nacos_listener::routes())
         .merge(nacos_history::routes())
@@ -69,6 +78,7 @@ pub fn router(state: AppState, context_path: &str, max_body: usize) -> Router {
         .merge(nacos_naming_v3::routes())
         .merge(ops::nacos_routes())
         .merge(ops::admin_routes().route_layer(guard.clone()))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::nacos_guard))
         .layer(DefaultBodyLimit::max(max_body));
     // A snapshot may be far larger than an API request.
     let consul = Router::new()
@@ -150,11 +160,20 @@ pub fn publish_options(
             desc: get("desc"),
             tags: get(tags_key),
             encrypted_data_key: get("encryptedDataKey"),
-            src_user: get(user_key),
+            src_user: src_user(p, headers, user_key),
             src_ip: peer.ip().to_string(),
         },
         cas_md5: headers.get("casMd5").and_then(|v| v.to_str().ok()).map(str::to_string).or(p.get("casMd5").cloned()),
         create_only: false,
+    }
+}
+
+/// Who made a config change, for its history: the authenticated user (set by the guard), else
+/// what the client says (`src_user` / `srcUser`), as Nacos records it with auth off.
+pub fn src_user(p: &HashMap<String, String>, headers: &HeaderMap, key: &str) -> String {
+    match headers.get(guard::PRINCIPAL_HEADER).and_then(|v| v.to_str().ok()) {
+        Some(user) => user.to_string(),
+        None => p.get(key).cloned().unwrap_or_default(),
     }
 }
 
@@ -173,6 +192,8 @@ pub fn nacos_error(e: DomainError) -> Response {
         DomainError::Invalid(m) => (StatusCode::BAD_REQUEST, format!("caused: {m};")),
         DomainError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
         DomainError::Conflict(m) => (StatusCode::CONFLICT, m.clone()),
+        DomainError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
+        DomainError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, e.to_string()),
         DomainError::Cluster(WriteError::Invalid(m)) => (StatusCode::BAD_REQUEST, m.clone()),
         DomainError::Cluster(w) => (StatusCode::SERVICE_UNAVAILABLE, w.to_string()),
         DomainError::Storage(s) => (StatusCode::INTERNAL_SERVER_ERROR, s.to_string()),

@@ -216,7 +216,7 @@ async fn delete_config(
             Err(e) => nacos_error(e),
         };
     }
-    let user = p.get("src_user").cloned().unwrap_or_default();
+    let user = super::src_user(&p, &headers, "src_user");
     match st.config.remove(key, user, peer.ip().to_string()).await {
         Ok(_) => (StatusCode::OK, "true").into_response(),
         Err(e) => nacos_error(e),

@@ -39,6 +39,8 @@ pub fn v2_error(e: DomainError) -> Response {
         DomainError::Invalid(_) => (StatusCode::BAD_REQUEST, 20002, "parameter validate error"),
         DomainError::NotFound(_) => (StatusCode::NOT_FOUND, 20004, "resource not found"),
         DomainError::Conflict(_) => (StatusCode::CONFLICT, 20005, "resource conflict"),
+        DomainError::Forbidden(_) => (StatusCode::FORBIDDEN, 10001, "access denied"),
+        DomainError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, 10001, "access denied"),
         DomainError::Cluster(WriteError::Invalid(_)) => (StatusCode::BAD_REQUEST, 20002, "parameter validate error"),
         DomainError::Cluster(_) => (StatusCode::SERVICE_UNAVAILABLE, 30000, "server error"),
         DomainError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, 30000, "server error"),
@@ -131,7 +133,7 @@ async fn remove(
         Ok(k) => k,
         Err(r) => return r.into_response(),
     };
-    match st.config.remove(key, p.get("srcUser").cloned().unwrap_or_default(), peer.ip().to_string()).await {
+    match st.config.remove(key, super::src_user(&p, &headers, "srcUser"), peer.ip().to_string()).await {
         Ok(_) => ok(json!(true)),
         Err(e) => v2_error(e),
     }

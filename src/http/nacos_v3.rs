@@ -173,7 +173,7 @@ async fn remove(
     reply(
         async {
             let key = key_of(&p)?;
-            st.config.remove(key, p.get("srcUser").cloned().unwrap_or_default(), peer.ip().to_string()).await?;
+            st.config.remove(key, super::src_user(&p, &headers, "srcUser"), peer.ip().to_string()).await?;
             Ok(json!(true))
         }
         .await,
@@ -294,8 +294,8 @@ async fn import(
                 }
             }
             let file = file.ok_or_else(|| DomainError::Invalid("the multipart field 'file' is missing".into()))?;
-            let user = p.get("srcUser").map(String::as_str).unwrap_or("");
-            let res = st.config.import_zip(namespace(&p), &file, policy, user, &peer.ip().to_string()).await?;
+            let user = super::src_user(&p, &headers, "srcUser");
+            let res = st.config.import_zip(namespace(&p), &file, policy, &user, &peer.ip().to_string()).await?;
             Ok(serde_json::to_value(res).unwrap_or(Value::Null))
         }
         .await,

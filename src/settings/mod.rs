@@ -80,8 +80,31 @@ str_enum!(/// Which HTTP surfaces this process serves (`deployment.type`).
 str_enum!(/// How cluster members are discovered (`cluster.member.lookup.type`).
     LookupType { Standalone = "standalone", File = "file" }
     |t| (t == "address-server").then(|| "lookup type \"address-server\" is not supported; use \"standalone\" or \"file\"".to_string()));
+str_enum!(/// Consul ACL default policy for requests no rule covers (`consul.acl.default-policy`).
+    AclDefault { Allow = "allow", Deny = "deny" } |_| None);
 str_enum!(/// Raft membership kind of this node (`datacenter.role`).
     NodeRole { Voter = "voter", Learner = "learner" } |_| None);
+
+/// Secret keys published in Nacos' code and documentation: anyone can forge tokens signed
+/// with them (the default key shipped up to Nacos 2.2.0, and the documentation's example).
+pub const KNOWN_NACOS_KEYS: &[&str] = &[
+    "SecretKey012345678901234567890123456789012345678901234567890123456789",
+    "VGhpc0lzTXlDdXN0b21TZWNyZXRLZXkwMTIzNDU2Nzg=",
+];
+
+/// A token key as Nacos takes it: Base64 of at least 32 bytes, and not a published one.
+pub fn check_secret_key(key: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    if KNOWN_NACOS_KEYS.contains(&key.trim()) {
+        return Err("is a secret key published by Nacos: anyone could forge tokens with it; choose your own".into());
+    }
+    let bytes =
+        base64::engine::general_purpose::STANDARD.decode(key.trim()).map_err(|e| format!("must be Base64 ({e})"))?;
+    if bytes.len() < 32 {
+        return Err(format!("must decode to at least 32 bytes, got {}", bytes.len()));
+    }
+    Ok(bytes)
+}
 
 /// Locality settings (`datacenter.*`).
 #[derive(Clone, Debug)]
@@ -144,6 +167,14 @@ pub struct Settings {
     pub auth_enabled: bool,
     pub auth_token_expire_seconds: u64,
     pub auth_secret_key: Option<String>,
+    /// Password of the first administrator (`nacos`), created at start when no admin exists.
+    pub auth_admin_password: Option<String>,
+    /// Failed logins from one address for one user before further attempts are refused.
+    pub auth_login_max_failures: u32,
+    /// How long a throttled address/user pair is refused.
+    pub auth_login_lock_seconds: u64,
+    /// Consul ACL default policy when auth is on: `deny` (default) or `allow`.
+    pub consul_acl_default_policy: AclDefault,
     pub db_url: Option<String>,
     pub deployment_type: DeploymentType,
     pub lookup_type: LookupType,
@@ -231,9 +262,13 @@ impl Default for Settings {
             cluster_peer_routes: String::new(),
             debug_skip_read_index: false,
             consul_port: 8500,
-            auth_enabled: false,
+            auth_enabled: true,
             auth_token_expire_seconds: 18_000,
             auth_secret_key: None,
+            auth_admin_password: None,
+            auth_login_max_failures: 5,
+            auth_login_lock_seconds: 300,
+            consul_acl_default_policy: AclDefault::Deny,
             db_url: None,
             deployment_type: DeploymentType::All,
             lookup_type: LookupType::Standalone,
@@ -376,6 +411,10 @@ fn build(l: &mut Loader) -> Result<Settings, SettingsError> {
     l.set(&mut s.auth_token_expire_seconds, "nacos.core.auth.token.expire.seconds", "", to_u64)?;
     l.set(&mut s.auth_token_expire_seconds, "nacos.core.auth.plugin.nacos.token.expire.seconds", "BATATA_AUTH_TOKEN_EXPIRE_SECONDS", to_u64)?;
     l.set(&mut s.auth_secret_key, "nacos.core.auth.plugin.nacos.token.secret.key", "BATATA_AUTH_SECRET_KEY", to_opt_string)?;
+    l.set(&mut s.auth_admin_password, "nacos.core.auth.admin.password", "BATATA_ADMIN_PASSWORD", to_opt_string)?;
+    l.set(&mut s.auth_login_max_failures, "nacos.core.auth.login.max-failures", "", to_u32)?;
+    l.set(&mut s.auth_login_lock_seconds, "nacos.core.auth.login.lock-seconds", "", to_u64)?;
+    l.set(&mut s.consul_acl_default_policy, "consul.acl.default-policy", "BATATA_CONSUL_ACL_DEFAULT_POLICY", to_parsed)?;
     l.set(&mut s.db_url, "db.url", "BATATA_DB_URL", to_opt_string)?;
     l.set(&mut s.deployment_type, "deployment.type", "BATATA_DEPLOYMENT_TYPE", to_parsed)?;
     l.set(&mut s.lookup_type, "cluster.member.lookup.type", "BATATA_CLUSTER_LOOKUP_TYPE", to_parsed)?;
@@ -437,6 +476,15 @@ fn validate(l: &Loader, s: &Settings) -> Result<(), SettingsError> {
     if let Some(sec) = &s.cluster_secret {
         check(sec.len() >= 16, "nacos.cluster.secret", format!("must be at least 16 bytes, got {}", sec.len()))?;
     }
+    if s.auth_enabled {
+        let key = "nacos.core.auth.plugin.nacos.token.secret.key";
+        let how = "(env BATATA_AUTH_SECRET_KEY; generate one with `openssl rand -base64 32`), or set nacos.core.auth.enabled: false";
+        match &s.auth_secret_key {
+            None => return Err(l.err(key, format!("is required when nacos.core.auth.enabled is true {how}"))),
+            Some(k) => drop(check_secret_key(k).map_err(|m| l.err(key, format!("{m} {how}")))?),
+        }
+    }
+    check(s.auth_login_max_failures >= 1, "nacos.core.auth.login.max-failures", at_least_1())?;
     if let Some(url) = &s.db_url {
         check(url.starts_with("mysql://"), "db.url", "must start with \"mysql://\"".into())?;
     }

@@ -5,14 +5,18 @@ fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
+/// Base64 of 32 bytes: auth is on by default and needs a key.
+const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
 fn parse(text: &str) -> Result<Settings, SettingsError> {
-    parse_text(text, "app.yml", &HashMap::new())
+    parse_text(text, "app.yml", &env(&[("BATATA_AUTH_SECRET_KEY", KEY)]))
 }
 
 #[test]
 fn defaults_without_file_are_standalone() {
     // parse_text, not load: a developer's conf/application.yml must not change the result.
-    let s = parse_text("", NO_FILE, &HashMap::new()).unwrap();
+    let s = parse_text("", NO_FILE, &env(&[("BATATA_AUTH_SECRET_KEY", KEY)])).unwrap();
+    assert!(s.auth_enabled, "auth is on by default");
     assert_eq!((s.server_port, s.sdk_port, s.cluster_port, s.consul_port), (8848, 9848, 9849, 8500));
     assert_eq!(s.context_path, "/nacos");
     assert_eq!(s.lookup_type, LookupType::Standalone);
@@ -53,6 +57,7 @@ fn env_alias_beats_generic_beats_file() {
         ("BATATA_CLUSTER_MEMBERS", "a:1, b:2"),
         ("BATATA_AUTH_ENABLED", "TRUE"),
         ("BATATA_RAFT_API_BATCH_LINGER_MS", "2"),
+        ("BATATA_AUTH_SECRET_KEY", KEY),
     ]);
     let s = parse_text(text, "f", &e).unwrap();
     assert_eq!((s.server_port, s.raft.heartbeat_interval_ms, s.raft.api_batch_linger_ms), (2000, 60, 2));
@@ -73,7 +78,9 @@ fn bad_values_name_file_line_and_key() {
     assert!(e.starts_with("app.yml:2: raft.election-timeout-min-ms:"), "{e}");
     let e = parse("\nraft:\n  heartbeat-interval-ms: 600\n").unwrap_err().to_string();
     assert!(e.starts_with("app.yml:3: raft.heartbeat-interval-ms:"), "{e}");
-    let e = parse_text("", "f", &env(&[("BATATA_SERVER_PORT", "0")])).unwrap_err().to_string();
+    let e = parse_text("", "f", &env(&[("BATATA_SERVER_PORT", "0"), ("BATATA_AUTH_SECRET_KEY", KEY)]))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("BATATA_SERVER_PORT") && e.contains("nacos.server.main.port"), "{e}");
     assert_eq!(parse("consul.port: 0\n").unwrap().consul_bind_addr(), None);
     assert!(parse("nacos.cluster.secret: short\n").is_err());
@@ -132,4 +139,19 @@ fn members_from_file_or_list() {
     assert!(s.members().is_err());
     let e = parse("cluster:\n  members:\n    - nope\n").unwrap_err().to_string();
     assert!(e.starts_with("app.yml:2: cluster.members: entry 1:"), "{e}");
+}
+
+#[test]
+fn auth_on_needs_an_own_secret_key() {
+    let e = parse_text("", "f", &HashMap::new()).unwrap_err().to_string();
+    assert!(e.contains("nacos.core.auth.plugin.nacos.token.secret.key") && e.contains("required"), "{e}");
+    for published in KNOWN_NACOS_KEYS {
+        let e = parse_text("", "f", &env(&[("BATATA_AUTH_SECRET_KEY", published)])).unwrap_err().to_string();
+        assert!(e.contains("published by Nacos"), "{e}");
+    }
+    let e = parse_text("", "f", &env(&[("BATATA_AUTH_SECRET_KEY", "c2hvcnQ=")])).unwrap_err().to_string();
+    assert!(e.contains("at least 32 bytes"), "{e}");
+    let off = parse_text("nacos.core.auth.enabled: false\n", "f", &HashMap::new()).unwrap();
+    assert!(!off.auth_enabled && off.auth_secret_key.is_none());
+    assert_eq!(parse("consul.acl.default-policy: allow\n").unwrap().consul_acl_default_policy, AclDefault::Allow);
 }

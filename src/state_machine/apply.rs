@@ -75,6 +75,7 @@ fn apply_normal(db: &DB, b: &mut WriteBatch, index: u64, le: &LogEntry) -> Store
         Command::Naming(c) => super::naming_store::apply(db, b, &ctx, c)?,
         Command::Consul(c) => super::consul_store::apply(db, b, &ctx, c)?,
         Command::Catalog(c) => super::catalog_store::apply(db, b, &ctx, c)?,
+        Command::Auth(c) => super::auth_store::apply(db, b, &ctx, c)?,
     };
     if let Some(rid) = le.request_id {
         let rec = DedupRecord { index, applied: applied.clone() };

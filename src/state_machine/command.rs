@@ -40,6 +40,8 @@ pub enum Command {
     Consul(super::consul::ConsulCmd),
     /// Consul catalog and agent registrations and their checks, on the shared registry.
     Catalog(super::catalog::CatalogCmd),
+    /// Users, roles and permissions (Nacos) and ACL policies and tokens (Consul).
+    Auth(super::auth::AuthCmd),
 }
 
 impl Command {
@@ -60,6 +62,7 @@ impl Command {
             Command::Naming(n) => n.name(),
             Command::Consul(c) => c.name(),
             Command::Catalog(c) => c.name(),
+            Command::Auth(c) => c.name(),
         }
     }
 }

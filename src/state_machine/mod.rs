@@ -5,6 +5,8 @@
 //! an `Arc<DB>`: readers clone the `Arc` (cheap) and keep a consistent handle for their read.
 
 pub mod apply;
+pub mod auth;
+pub mod auth_store;
 pub mod catalog;
 pub mod catalog_store;
 pub mod command;
@@ -22,6 +24,8 @@ pub mod snapshot;
 pub mod tables;
 pub mod watch;
 
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod catalog_tests;
 #[cfg(test)]

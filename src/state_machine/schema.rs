@@ -63,6 +63,12 @@ pub const CF_CONSUL_CHECK: &str = "consul_check";
 /// `consul_event`: event sequence (u64 BE) -> user event; the newest 256 are kept.
 pub const CF_CONSUL_EVENT: &str = "consul_event";
 
+/// `auth`: the security state (see `state_machine::auth`), one family keyed by [`auth_key`]:
+/// `u` user -> `UserItem`; `r` user \0 role -> empty; `p` role \0 resource \0 action -> empty;
+/// `P` policy id -> `AclPolicy`; `T` accessor id -> `AclToken`; `B` -> bootstrap index (`u64`).
+/// Restored with the data, so a restored cluster keeps its users and tokens.
+pub const CF_AUTH: &str = "auth";
+
 /// Column families that hold domain data: restored by `Sys::Restore` and covered by the state
 /// checksum. System families (meta, dedup, changes) are node bookkeeping.
 pub const DATA_CFS: &[&str] = &[
@@ -80,6 +86,7 @@ pub const DATA_CFS: &[&str] = &[
     CF_SESSION,
     CF_CONSUL_CHECK,
     CF_CONSUL_EVENT,
+    CF_AUTH,
 ];
 
 /// Every column family, in a fixed order. The index of a family in this list is its id in the
@@ -103,6 +110,7 @@ pub const ALL_CFS: &[&str] = &[
     CF_SESSION,
     CF_CONSUL_CHECK,
     CF_CONSUL_EVENT,
+    CF_AUTH,
 ];
 
 /// `sm_meta` key: last applied log id (`Option<LogId>`).
@@ -114,7 +122,7 @@ pub const META_CLUSTER_ID: &[u8] = b"cluster_id";
 
 /// `sm_meta` keys: the log index of the last change to each Consul table (`u64`), written in
 /// the batch of that change; see `state_machine::tables`.
-pub const META_TABLE_INDEX: [&[u8]; 4] = [b"idx_kv", b"idx_sessions", b"idx_catalog", b"idx_events"];
+pub const META_TABLE_INDEX: [&[u8]; 5] = [b"idx_kv", b"idx_sessions", b"idx_catalog", b"idx_events", b"idx_acl"];
 
 /// `sm_meta` key: change records below this log index were trimmed (`u64`).
 pub const META_CHANGES_TRIMMED: &[u8] = b"changes_trimmed";
@@ -360,4 +368,70 @@ mod tests {
         assert_ne!(config_key("a", "bc", "d"), config_key("ab", "c", "d"));
         assert!(config_key("ns", "g", "d").starts_with(&config_ns_prefix("ns")));
     }
+}
+
+/// A record of the `auth` family. Names never contain \0 (the domain validates them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthKey {
+    User(String),
+    /// (username, role).
+    Binding(String, String),
+    /// (role, resource, action).
+    Permission(String, String, String),
+    Policy(String),
+    Token(String),
+    AclBootstrap,
+}
+
+fn tagged(tag: u8, parts: &[&str]) -> Vec<u8> {
+    let mut k = vec![tag];
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            k.push(SEP);
+        }
+        k.extend_from_slice(p.as_bytes());
+    }
+    k
+}
+
+pub fn auth_key(key: &AuthKey) -> Vec<u8> {
+    match key {
+        AuthKey::User(u) => tagged(b'u', &[u]),
+        AuthKey::Binding(u, r) => tagged(b'r', &[u, r]),
+        AuthKey::Permission(role, res, act) => tagged(b'p', &[role, res, act]),
+        AuthKey::Policy(id) => tagged(b'P', &[id]),
+        AuthKey::Token(id) => tagged(b'T', &[id]),
+        AuthKey::AclBootstrap => vec![b'B'],
+    }
+}
+
+/// The inverse of [`auth_key`]; `None` for a key of no known shape.
+pub fn parse_auth_key(k: &[u8]) -> Option<AuthKey> {
+    let (&tag, rest) = k.split_first()?;
+    let parts: Vec<String> = rest.split(|b| *b == SEP).map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+    let mut it = parts.into_iter();
+    let mut next = || it.next();
+    Some(match tag {
+        b'u' => AuthKey::User(next()?),
+        b'r' => AuthKey::Binding(next()?, next()?),
+        b'p' => AuthKey::Permission(next()?, next()?, next()?),
+        b'P' => AuthKey::Policy(next()?),
+        b'T' => AuthKey::Token(next()?),
+        b'B' => AuthKey::AclBootstrap,
+        _ => return None,
+    })
+}
+
+/// Prefix of every role binding of `username`.
+pub fn binding_prefix(username: &str) -> Vec<u8> {
+    let mut k = tagged(b'r', &[username]);
+    k.push(SEP);
+    k
+}
+
+/// Prefix of every permission of `role`.
+pub fn permission_prefix(role: &str) -> Vec<u8> {
+    let mut k = tagged(b'p', &[role]);
+    k.push(SEP);
+    k
 }

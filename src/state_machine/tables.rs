@@ -21,10 +21,12 @@ pub enum Table {
     /// Services, nodes and checks: every registry change, Nacos' included (one registry).
     Catalog,
     Events,
+    /// Users, roles, permissions, ACL policies and tokens (Nacos' and Consul's security state).
+    Acl,
 }
 
 impl Table {
-    pub const ALL: [Table; 4] = [Table::Kv, Table::Sessions, Table::Catalog, Table::Events];
+    pub const ALL: [Table; 5] = [Table::Kv, Table::Sessions, Table::Catalog, Table::Events, Table::Acl];
 
     fn slot(self) -> usize {
         self as usize
@@ -49,7 +51,7 @@ fn load(db: &DB, table: Table) -> StoreResult<u64> {
 
 /// The in-memory copy, one watch per table: a blocking query waits on its own table's watch, so
 /// a write to another table (or to none) never wakes it.
-pub struct TableIndexes([watch::Sender<u64>; 4]);
+pub struct TableIndexes([watch::Sender<u64>; 5]);
 
 impl TableIndexes {
     pub fn load(db: &DB) -> StoreResult<TableIndexes> {

@@ -11,7 +11,13 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+pub mod sdk;
+
 pub const SECRET: &str = "test-cluster-secret-0123456789";
+/// Token signing key of nodes started with [`Node::enable_auth`] (Base64 of 32 bytes).
+pub const AUTH_KEY: &str = "dGVzdC1vbmx5LWp3dC1rZXktMDEyMzQ1Njc4OWFiY2Q=";
+/// Password of the `nacos` administrator of nodes started with [`Node::enable_auth`].
+pub const ADMIN_PASSWORD: &str = "test-admin-pass-9f3e";
 
 /// Ports are taken below Linux's ephemeral range (32768+): a port picked there and released
 /// until the node binds it can meanwhile become the source port of some outgoing connection (a
@@ -100,6 +106,8 @@ impl Node {
             ("BATATA_BIND_ADDRESS".to_string(), "127.0.0.1".to_string()),
             ("BATATA_CLUSTER_BIND_ADDRESS".to_string(), "127.0.0.1".to_string()),
             ("BATATA_CLUSTER_SECRET".to_string(), SECRET.to_string()),
+            // Auth is on by default; tests that exercise it call `enable_auth`.
+            ("BATATA_AUTH_ENABLED".to_string(), "false".to_string()),
             ("RUST_LOG".to_string(), "info,openraft=warn".to_string()),
         ];
         if !members.is_empty() {
@@ -115,6 +123,13 @@ impl Node {
         }
         let log = dir.join("node.log");
         Node { ports, dir, env, child: None, log }
+    }
+
+    /// Auth on, with the test key and the `nacos` administrator's password ([`ADMIN_PASSWORD`]).
+    pub fn enable_auth(&mut self) {
+        self.set_env("BATATA_AUTH_ENABLED", "true");
+        self.set_env("BATATA_AUTH_SECRET_KEY", AUTH_KEY);
+        self.set_env("BATATA_ADMIN_PASSWORD", ADMIN_PASSWORD);
     }
 
     pub fn set_env(&mut self, k: &str, v: &str) {
@@ -175,6 +190,34 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Logs in as `user` (v1 login) and returns the access token.
+pub async fn login(node: &Node, user: &str, password: &str) -> String {
+    let r = client()
+        .post(node.url("/nacos/v1/auth/login"))
+        .form(&[("username", user), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "login of {user}");
+    let v: Value = r.json().await.unwrap();
+    v["accessToken"].as_str().unwrap().to_string()
+}
+
+/// The administrator's token, once the node created it from `BATATA_ADMIN_PASSWORD`.
+pub async fn admin_token(node: &Node) -> String {
+    eventually(30, "the admin user exists", || async {
+        let r = client()
+            .post(node.url("/nacos/v1/auth/login"))
+            .form(&[("username", "nacos"), ("password", ADMIN_PASSWORD)])
+            .send()
+            .await
+            .ok()?;
+        let v: Value = r.json().await.ok()?;
+        v["accessToken"].as_str().map(str::to_string)
+    })
+    .await
 }
 
 pub fn client() -> reqwest::Client {

@@ -142,6 +142,7 @@ fn fail_for(kind: &str, e: &DomainError) -> pb::Payload {
         DomainError::Invalid(_) => code::INVALID_PARAM,
         DomainError::NotFound(_) => code::NOT_FOUND,
         DomainError::Conflict(_) => code::SERVER_ERROR,
+        DomainError::Forbidden(_) | DomainError::Throttled { .. } => code::NO_RIGHT,
         DomainError::Cluster(_) | DomainError::Storage(_) => code::SERVER_ERROR,
     };
     wire::fail(kind, c, &e.to_string(), Value::Null)
@@ -221,7 +222,10 @@ pub async fn publish(svc: &ConfigService, inc: &Incoming, conn: &Conn) -> pb::Pa
             desc: extra("desc"),
             tags: extra("config_tags"),
             encrypted_data_key: extra("encryptedDataKey"),
-            src_user: extra("src_user"),
+            src_user: inc
+                .header(super::guard::PRINCIPAL_HEADER)
+                .map(str::to_string)
+                .unwrap_or_else(|| extra("src_user")),
             src_ip: client_ip,
         },
         cas_md5: non_blank(&r.cas_md5).map(str::to_string),
@@ -251,7 +255,10 @@ pub async fn remove(svc: &ConfigService, inc: &Incoming, conn: &Conn) -> pb::Pay
     };
     let done = match non_blank(&r.tag) {
         Some(tag) => svc.remove_tag(key, tag).await,
-        None => svc.remove(key, String::new(), conn.client_ip.clone()).await,
+        None => {
+            let user = inc.header(super::guard::PRINCIPAL_HEADER).unwrap_or_default().to_string();
+            svc.remove(key, user, conn.client_ip.clone()).await
+        }
     };
     match done {
         Ok(_) => wire::ok(KIND, Value::Null),

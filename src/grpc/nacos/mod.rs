@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod connections;
+pub mod guard;
 pub mod naming;
 pub mod naming_push;
 pub mod wire;
@@ -53,13 +54,20 @@ pub struct SdkServer {
     pub conns: Arc<Connections>,
     pub config_listeners: Arc<config::Listeners>,
     pub naming: Arc<naming::Naming>,
+    pub auth: crate::domain::auth::AuthService,
     /// Commit index recovered at start; the node answers "starting" until it has applied it.
     pub ready_index: u64,
     pub max_connections: usize,
 }
 
 impl SdkServer {
-    pub fn new(node: Arc<RaftNode>, config: ConfigService, ready_index: u64, max_connections: usize) -> SdkServer {
+    pub fn new(
+        node: Arc<RaftNode>,
+        config: ConfigService,
+        auth: crate::domain::auth::AuthService,
+        ready_index: u64,
+        max_connections: usize,
+    ) -> SdkServer {
         let conns = Connections::new();
         let config_listeners = Arc::new(config::Listeners::default());
         let l = config_listeners.clone();
@@ -67,7 +75,7 @@ impl SdkServer {
         let naming = Arc::new(naming::Naming::new(crate::domain::naming_service::NamingService::new(node.clone())));
         let n = naming.clone();
         conns.on_close(Box::new(move |c: &Conn| n.connection_closed(c)));
-        SdkServer { node, config, conns, config_listeners, naming, ready_index, max_connections }
+        SdkServer { node, config, conns, config_listeners, naming, auth, ready_index, max_connections }
     }
 
     /// Ids of the connections this node holds (the liveness loop reports them to the leader).
@@ -126,7 +134,36 @@ impl SdkServer {
         (unary, stream)
     }
 
-    async fn dispatch(&self, remote: SocketAddr, inc: Incoming) -> pb::Payload {
+    /// Authenticates and authorizes `inc` by its type (see `guard`); on success, marks it with
+    /// the caller's name for the config history and the audit log.
+    async fn guard(&self, remote: SocketAddr, inc: &mut Incoming) -> Result<(), pb::Payload> {
+        inc.headers.remove(guard::PRINCIPAL_HEADER);
+        if !self.auth.enabled() {
+            return Ok(());
+        }
+        let response = inc.kind.strip_suffix("Request").map(|k| format!("{k}Response")).unwrap_or_default();
+        let fail = |e: crate::domain::DomainError| wire::fail(&response, code::NO_RIGHT, &e.to_string(), Value::Null);
+        let who = self.auth.authenticate(&guard::credentials(inc), remote.ip()).await.map_err(fail)?;
+        let mut writes = false;
+        let list = match guard::needs(inc) {
+            guard::Needs::One(n) => vec![n],
+            guard::Needs::Many(v) => v,
+        };
+        for need in &list {
+            self.auth.authorize(who.as_ref(), need).map_err(fail)?;
+            if let crate::domain::auth::Need::Resource(res, crate::domain::auth::Action::Write) = need {
+                writes = true;
+                let user = who.as_ref().map_or("-", |p| p.username.as_str());
+                tracing::info!(target: "audit", %remote, user, request = %inc.kind, resource = %res.joined(), "write");
+            }
+        }
+        if let (Some(p), true) = (who, writes) {
+            inc.headers.insert(guard::PRINCIPAL_HEADER.into(), p.username);
+        }
+        Ok(())
+    }
+
+    async fn dispatch(&self, remote: SocketAddr, mut inc: Incoming) -> pb::Payload {
         // These two are answered before any registration check: clients send them before (Java,
         // Go, Python) or concurrently with (Rust) their connection setup.
         match inc.kind.as_str() {
@@ -149,6 +186,9 @@ impl SdkServer {
             return wire::error_response(code::UNREGISTERED, "Connection is unregistered.");
         };
         conn.touch();
+        if let Err(denied) = self.guard(remote, &mut inc).await {
+            return denied;
+        }
         match inc.kind.as_str() {
             "ConfigQueryRequest" => config::query(&self.config, &inc, &conn).await,
             "ConfigPublishRequest" => config::publish(&self.config, &inc, &conn).await,

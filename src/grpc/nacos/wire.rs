@@ -17,6 +17,8 @@ pub mod code {
     pub const UNREGISTERED: i64 = 301;
     pub const NO_HANDLER: i64 = 302;
     pub const INVALID_PARAM: i64 = 400;
+    /// Authentication or authorization failed (Java clients log in again on seeing it).
+    pub const NO_RIGHT: i64 = 403;
     pub const NOT_FOUND: i64 = 404;
     pub const CONFLICT: i64 = 409;
     pub const SERVER_ERROR: i64 = 500;
