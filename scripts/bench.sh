@@ -39,6 +39,9 @@ LEVELS=(1 64 256)
 FANOUT=(1000 10000)
 SMOKE_ARGS=()
 [ "$SMOKE" = 1 ] && SMOKE_ARGS=(--smoke)
+# The measured share of each closed-loop run: DURATION s after batata-bench's 2 s warm-up.
+MEASURED_SHARE=$(awk "BEGIN { print $DURATION / ($DURATION + 2) }")
+[ "$SMOKE" = 1 ] && MEASURED_SHARE=1
 for tool in curl awk dd stat; do
   command -v "$tool" >/dev/null || { echo "bench.sh needs $tool" >&2; exit 1; }
 done
@@ -152,14 +155,37 @@ calc() { awk "BEGIN { printf \"$1\", $2 }"; } # calc FORMAT EXPRESSION
 # Reads one number from the pretty JSON batata-bench writes (keys are unique in it).
 jget() { sed -nE "s/^ *\"$2\": *([^,]*),?\$/\1/p" "$1" | head -n 1; }
 
-declare -A CMD
+# CPU time (user + system, ms) the given processes have used so far.
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ms() {
+  local t=0 p f
+  for p in "$@"; do
+    # Fields 14 and 15 of /proc/PID/stat; the name in field 2 ("(batata)") has no spaces.
+    f=$(cut -d' ' -f14,15 "/proc/$p/stat" 2>/dev/null) || continue
+    t=$((t + ${f% *} + ${f#* }))
+  done
+  echo $((t * 1000 / CLK_TCK))
+}
+
+# The processes serving the current workloads: their CPU time is charged to each run.
+SERVER_PIDS=()
+declare -A CMD CPU1K
 bench() { # result name, then batata-bench arguments
-  local name=$1
+  local name=$1 c0 c1 ok
   shift
   local args=("$@" --json "$RES/$name.json" ${SMOKE_ARGS[@]+"${SMOKE_ARGS[@]}"})
   CMD[$name]="batata-bench ${args[*]}"
   log "${CMD[$name]}"
+  c0=$(cpu_ms ${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"})
   "$BENCH_BIN" "${args[@]}" | tee "$WORK/logs/$name.txt" >&2
+  c1=$(cpu_ms ${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"})
+  ok=$(jget "$RES/$name.json" ok)
+  # Server CPU per 1,000 successful requests, all server processes together. The warm-up's
+  # requests are not counted but cost CPU too: the total is scaled by the measured share of the
+  # run (measured / (warm-up + measured) seconds), which assumes an even request rate.
+  if [ ${#SERVER_PIDS[@]} -gt 0 ] && [ -n "$ok" ] && [ "$ok" -gt 0 ] 2>/dev/null; then
+    CPU1K[$name]=$(calc "%.1f" "($c1 - $c0) * $MEASURED_SHARE / ($ok / 1000)")
+  fi
 }
 
 # The nodes of the running Batata deployment (HTTP ports): leader_port looks among them.
@@ -183,13 +209,30 @@ counters() { # port -> "fsyncs entries_synced"
        END { if (f == "" || e == "") exit 1; print f, e }' <<<"$m" || die "fsync counters missing on port $1"
 }
 
-declare -A EPF
-durable() { # like bench, also recording the entries per fsync on the leader during the run
-  local name=$1 lp fe f0 e0 f1 e1
+# Samples the leader's replication lag (entries, the largest over its peers) every 100 ms into
+# a file until killed.
+sample_lag() { # port, file
+  while :; do
+    metrics "$1" 2>/dev/null | awk '$1 ~ /^batata_raft_replication_lag_entries/ { if ($2 > m) m = $2 } END { print m + 0 }' >>"$2"
+    sleep 0.1
+  done
+}
+
+declare -A EPF LAG
+durable() { # like bench, also recording the entries per fsync and the replication lag on the leader
+  local name=$1 lp fe f0 e0 f1 e1 sampler
   lp=$(leader_port)
   fe=$(counters "$lp")
   read -r f0 e0 <<<"$fe"
+  : >"$WORK/lag-$name"
+  sample_lag "$lp" "$WORK/lag-$name" &
+  sampler=$!
   bench "$@"
+  kill "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
+  if [ "${#HTTP[@]}" -gt 1 ]; then
+    LAG[$name]=$(awk '{ s += $1; if ($1 > m) m = $1; n++ } END { if (n) printf "%.0f / %d", s / n, m; else print "n/a" }' "$WORK/lag-$name")
+  fi
   fe=$(counters "$lp")
   read -r f1 e1 <<<"$fe"
   if [ "$(leader_port)" != "$lp" ]; then
@@ -269,11 +312,55 @@ sleep 5
 RSS_MIB=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$S_PID/status")
 log "standalone: ready in $READY_MS ms, idle RSS $RSS_MIB MiB"
 HTTP=("$S_HTTP")
+SERVER_PIDS=("$S_PID")
 for c in "${LEVELS[@]}"; do
   durable "grpc-instance-register-1node-c$c" --workload grpc-instance-register --addr "127.0.0.1:$S_HTTP" \
     --concurrency "$c" --duration "$DURATION"
 done
 stop_pids "$S_PID"
+SERVER_PIDS=()
+
+# --- footprint: RSS with 100,000 instances and 10,000 configs; restart with 1,000,000 configs --
+# A fresh standalone node each; footprint-load publishes the configs over HTTP, batch-registers
+# the instances over gRPC and keeps its connections (so its ephemeral instances) while the RSS
+# is read.
+spawn footprint "${S_ENV[@]/#BATATA_DATA_DIR=*/BATATA_DATA_DIR=$DATA/footprint}" RUST_LOG="${BENCH_RUST_LOG:-warn}" "$BATATA"
+F_PID=$LAST_PID
+wait_http "http://127.0.0.1:$S_HTTP/nacos/v1/console/health/readiness" "$F_PID" footprint 60
+FOOT_CMD="batata-bench --workload footprint-load --addr 127.0.0.1:$S_HTTP --keys 10000 --instances 100000 --concurrency 16 --duration 30 ${SMOKE_ARGS[*]}"
+log "$FOOT_CMD"
+rm -f "$RES/footprint.json"
+"$BENCH_BIN" --workload footprint-load --addr "127.0.0.1:$S_HTTP" --keys 10000 --instances 100000 --concurrency 16 \
+  --duration 30 --json "$RES/footprint.json" ${SMOKE_ARGS[@]+"${SMOKE_ARGS[@]}"} >"$WORK/logs/footprint.txt" 2>&1 &
+FOOT_BENCH=$!
+for _ in $(seq 1 6000); do [ -s "$RES/footprint.json" ] && break; kill -0 "$FOOT_BENCH" 2>/dev/null || break; sleep 0.1; done
+[ -s "$RES/footprint.json" ] || die "footprint-load did not finish loading: $(tail -n 5 "$WORK/logs/footprint.txt")"
+sleep 5
+LOADED_RSS_MIB=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$F_PID/status")
+FOOT_LOADED=$(cat "$RES/footprint.json")
+wait "$FOOT_BENCH" || die "footprint-load failed: $(tail -n 5 "$WORK/logs/footprint.txt")"
+log "loaded ($FOOT_LOADED): RSS $LOADED_RSS_MIB MiB"
+stop_pids "$F_PID"
+
+R_ENV=("${S_ENV[@]/#BATATA_DATA_DIR=*/BATATA_DATA_DIR=$DATA/restart}")
+spawn restart "${R_ENV[@]}" RUST_LOG="${BENCH_RUST_LOG:-warn}" "$BATATA"
+R_PID=$LAST_PID
+wait_http "http://127.0.0.1:$S_HTTP/nacos/v1/console/health/readiness" "$R_PID" restart 60
+RESTART_KEYS=1000000
+[ "$SMOKE" = 1 ] && RESTART_KEYS=10
+log "restart: loading $RESTART_KEYS configs"
+"$BENCH_BIN" --workload footprint-load --addr "127.0.0.1:$S_HTTP" --keys "$RESTART_KEYS" --instances 0 --concurrency 1 \
+  --duration 1 >"$WORK/logs/restart-load.txt" 2>&1 || die "loading the restart node failed: $(tail -n 5 "$WORK/logs/restart-load.txt")"
+stop_pids "$R_PID"
+RESTART_DATA=$(du -sh "$DATA/restart" | cut -f1)
+t0=$(now_ns)
+spawn restart2 "${R_ENV[@]}" RUST_LOG="${BENCH_RUST_LOG:-warn}" "$BATATA"
+R_PID=$LAST_PID
+wait_http "http://127.0.0.1:$S_HTTP/nacos/v1/console/health/readiness" "$R_PID" restart2 600
+RESTART_MS=$((($(now_ns) - t0) / 1000000))
+RESTART_RSS_MIB=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$R_PID/status")
+log "restart with $RESTART_KEYS configs ($RESTART_DATA on disk): ready in $RESTART_MS ms, RSS $RESTART_RSS_MIB MiB"
+stop_pids "$R_PID"
 
 # --- 3-node cluster ---------------------------------------------------------------------------
 HTTP=() ADDR_ARGS=()
@@ -301,6 +388,7 @@ done
 for i in 1 2 3; do
   wait_http "http://127.0.0.1:${HTTP[i - 1]}/nacos/v1/console/health/readiness" "${NODE_PIDS[i - 1]}" "node$i" 120
 done
+SERVER_PIDS=("${NODE_PIDS[@]}")
 
 for c in "${LEVELS[@]}"; do
   durable "config-publish-c$c" --workload config-publish "${ADDR_ARGS[@]}" --concurrency "$c" --duration "$DURATION"
@@ -332,6 +420,7 @@ done
 bench consul-kv-get-c64 --workload consul-kv-get --addr "127.0.0.1:$GET_PORT" --concurrency 64 --duration "$DURATION"
 bench consul-watch-fanout-1000 --workload consul-watch-fanout "${ADDR_ARGS[@]}" --listeners 1000 --duration 5
 stop_pids "${NODE_PIDS[@]}"
+SERVER_PIDS=()
 
 # --- etcd -------------------------------------------------------------------------------------
 if [ -z "$ETCD_NOTE" ]; then
@@ -357,20 +446,22 @@ if [ -z "$ETCD_NOTE" ]; then
   for i in 1 2 3; do
     wait_http "http://127.0.0.1:${CLIENT[i - 1]}/health" "${ETCD_PIDS[i - 1]}" "etcd$i" 60 '"health":"true"'
   done
+  SERVER_PIDS=("${ETCD_PIDS[@]}")
   for c in "${LEVELS[@]}"; do
     bench "etcd-put-c$c" --workload etcd-put "${E_ADDR_ARGS[@]}" --concurrency "$c" --duration "$DURATION"
   done
   stop_pids "${ETCD_PIDS[@]}"
+  SERVER_PIDS=()
 fi
 
 # --- report -----------------------------------------------------------------------------------
 row() { # name, system label
   local f=$RES/$1.json
   # shellcheck disable=SC2016 # the backticks are Markdown code spans
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | `%s` |\n' "$(jget "$f" workload | tr -d '"')" "$2" \
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | `%s` |\n' "$(jget "$f" workload | tr -d '"')" "$2" \
     "$(jget "$f" concurrency)" "$(calc "%.0f" "$(jget "$f" throughput_rps)")" \
     "$(calc "%.2f" "$(jget "$f" p50)")" "$(calc "%.2f" "$(jget "$f" p99)")" "$(calc "%.2f" "$(jget "$f" p999)")" \
-    "$(calc "%.2f" "$(jget "$f" max)")" "$(jget "$f" total)" "${EPF[$1]:--}" "${CMD[$1]}"
+    "$(calc "%.2f" "$(jget "$f" max)")" "$(jget "$f" total)" "${EPF[$1]:--}" "${LAG[$1]:--}" "${CPU1K[$1]:--}" "${CMD[$1]}"
 }
 REPORT=$WORK/report.md
 {
@@ -383,6 +474,8 @@ REPORT=$WORK/report.md
   echo "| Disk fsync latency | $FSYNC_MS ms per 4 KiB write | \`$FSYNC_CMD\` (total time / 500) |"
   echo "| Standalone start to ready | $READY_MS ms | \`${S_ENV[*]} batata\`, polling \`GET /nacos/v1/console/health/readiness\` every 10 ms |"
   echo "| Standalone idle RSS | $RSS_MIB MiB | VmRSS in \`/proc/PID/status\` 5 s after ready |"
+  echo "| Standalone RSS with 100,000 instances and 10,000 configs | $LOADED_RSS_MIB MiB | VmRSS 5 s after \`$FOOT_CMD\` loaded them ($FOOT_LOADED) |"
+  echo "| Standalone restart to ready with $RESTART_KEYS configs ($RESTART_DATA on disk) | $RESTART_MS ms (then RSS $RESTART_RSS_MIB MiB) | SIGTERM after \`footprint-load --keys $RESTART_KEYS --instances 0\`, restart, poll readiness every 10 ms |"
   if [ -z "$ETCD_NOTE" ]; then
     for c in "${LEVELS[@]}"; do
       b=$(jget "$RES/config-publish-c$c.json" throughput_rps)
@@ -402,10 +495,12 @@ REPORT=$WORK/report.md
   echo
   if [ "$SMOKE" = 1 ]; then window="1 s without warm-up (--smoke)"; else window="$DURATION s after a 2 s warm-up"; fi
   echo "Throughput is successful requests per second over $window; latencies in ms;"
-  echo "entries/fsync is the leader's \`batata_raft_log_entries_synced_total\` / \`batata_raft_log_fsyncs_total\` increase during the run."
+  echo "entries/fsync is the leader's \`batata_raft_log_entries_synced_total\` / \`batata_raft_log_fsyncs_total\` increase during the run;"
+  echo "replication lag is the leader's largest \`batata_raft_replication_lag_entries\` over its peers, sampled every 100 ms (mean / max);"
+  echo "CPU is the server processes' user + system time per 1,000 successful requests (all nodes together; the warm-up's share deducted)."
   echo
-  echo "| Workload | Target | Clients | req/s | p50 | p99 | p99.9 | max | Errors | Entries/fsync | Command |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| Workload | Target | Clients | req/s | p50 | p99 | p99.9 | max | Errors | Entries/fsync | Repl. lag mean / max | CPU ms / 1k req | Command |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   for c in "${LEVELS[@]}"; do row "config-publish-c$c" "Batata, 3 nodes"; done
   for c in "${LEVELS[@]}"; do row "grpc-instance-register-1node-c$c" "Batata, 1 node (standalone)"; done
   for c in "${LEVELS[@]}"; do row "grpc-instance-register-c$c" "Batata, 3 nodes"; done

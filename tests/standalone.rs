@@ -292,6 +292,24 @@ async fn bench_harness_smoke() {
         assert_eq!((&v[count], &v["rounds"]), (&4.into(), &2.into()), "{v}");
         assert!(v["all_notified_ms"]["max"].as_f64().unwrap() > 0.0, "{v}");
     }
+    let json = root.path().join("footprint.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_batata-bench"))
+        .args([
+            "--workload",
+            "footprint-load",
+            "--addr",
+            &n.ports.http_addr(),
+            "--concurrency",
+            "2",
+            "--smoke",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "footprint-load: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!((&v["configs"], &v["instances"], &v["services"]), (&10.into(), &200.into(), &2.into()), "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

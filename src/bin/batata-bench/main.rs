@@ -36,6 +36,7 @@ use tokio::time::Instant;
 
 mod consul_fanout;
 mod fanout;
+mod footprint;
 mod nacos_grpc;
 mod naming_fanout;
 mod stats;
@@ -70,6 +71,9 @@ enum Workload {
     /// `--listeners` Consul blocking queries on one key; each round writes it and times until
     /// every query has returned (`--duration` rounds).
     ConsulWatchFanout,
+    /// Loads `--keys` configs and `--instances` instances, then holds them `--duration` seconds
+    /// (the footprint figures are read meanwhile).
+    FootprintLoad,
 }
 
 impl Workload {
@@ -86,6 +90,7 @@ impl Workload {
             Workload::ConsulKvPut => "consul-kv-put",
             Workload::ConsulKvGet => "consul-kv-get",
             Workload::ConsulWatchFanout => "consul-watch-fanout",
+            Workload::FootprintLoad => "footprint-load",
         }
     }
 
@@ -100,7 +105,8 @@ impl Workload {
             | Workload::EtcdPut
             | Workload::ListenerFanout
             | Workload::GrpcInstanceRegister
-            | Workload::NamingFanout => None,
+            | Workload::NamingFanout
+            | Workload::FootprintLoad => None,
         }
     }
 
@@ -148,6 +154,9 @@ struct Args {
     /// listener-fanout / naming-fanout: number of listening / subscribing gRPC connections.
     #[arg(long, default_value_t = 1000)]
     listeners: usize,
+    /// footprint-load: registry instances to register.
+    #[arg(long, default_value_t = 100_000)]
+    instances: u64,
     /// Quick sanity run for tests: duration 1 s, no warm-up, 10 keys. Any error fails the run.
     #[arg(long)]
     smoke: bool,
@@ -405,7 +414,7 @@ fn print_report(r: &serde_json::Value, first_error: Option<&str>) {
 /// Checks the arguments, applies `--smoke`, and builds the shared request target.
 fn setup(a: &mut Args) -> anyhow::Result<Target> {
     if a.smoke {
-        (a.duration, a.warmup, a.keys) = (1, 0, 10);
+        (a.duration, a.warmup, a.keys, a.instances) = (1, 0, 10, a.instances.min(200));
     }
     if let Some(r) = a.rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
         bail!("--rate must be a positive number of requests per second, got {r}");
@@ -443,6 +452,7 @@ async fn main() -> anyhow::Result<()> {
         Workload::ListenerFanout => return fanout::run(&target, &a).await,
         Workload::NamingFanout => return naming_fanout::run(&target, &a).await,
         Workload::ConsulWatchFanout => return consul_fanout::run(&target, &a).await,
+        Workload::FootprintLoad => return footprint::run(&target, &a).await,
         _ => target.grpc = nacos_grpc::Pool::open(a.workload, &a.addrs, a.concurrency).await?,
     }
     let target = Arc::new(target);

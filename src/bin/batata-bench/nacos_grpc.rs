@@ -150,6 +150,25 @@ impl SdkConn {
         ask(client, payload("InstanceRequest", &req), "InstanceResponse").await.map(|_| ())
     }
 
+    /// Registers ephemeral instances `ips:8080` of `service` for this connection in one
+    /// `BatchInstanceRequest`, replacing what it had registered there.
+    pub async fn register_batch(
+        client: &mut RequestClient<Channel>,
+        service: &str,
+        ips: &[String],
+    ) -> Result<(), String> {
+        let instances: Vec<Value> = ips
+            .iter()
+            .map(|ip| {
+                json!({"ip": ip, "port": 8080, "weight": 1.0, "healthy": true, "enabled": true,
+                "ephemeral": true, "clusterName": "DEFAULT", "metadata": {}})
+            })
+            .collect();
+        let req = json!({"type": "batchRegisterInstance", "namespace": "public", "groupName": "DEFAULT_GROUP",
+            "serviceName": service, "instances": instances});
+        ask(client, payload("BatchInstanceRequest", &req), "BatchInstanceResponse").await.map(|_| ())
+    }
+
     pub async fn listen(&mut self, data_id: &str, md5: &str) -> anyhow::Result<()> {
         let ctx = json!({"dataId": data_id, "group": "DEFAULT_GROUP", "tenant": "", "md5": md5});
         let req = payload("ConfigBatchListenRequest", &json!({"listen": true, "configListenContexts": [ctx]}));
