@@ -4,7 +4,8 @@
 //! contract they follow is in `tests/compat/README.md`), which assert by themselves and exit
 //! non-zero on the first failed step. The same harness runs the Consul clients (Go `consul/api`,
 //! Python `py-consul`) against the Consul HTTP API, and the Java Nacos client against services
-//! registered through it (one registry for both protocols).
+//! registered through it (one registry for both protocols). With auth on, the Go, Python and
+//! Java clients log in through their own username/password options (`lang_auth`).
 
 mod common;
 
@@ -132,6 +133,147 @@ async fn java_sdk_naming_standalone() {
 #[tokio::test]
 async fn java_sdk_naming_cluster() {
     lang_scenario("java", "naming", true).await;
+}
+
+// ---- auth on: the clients' own username/password login ----
+
+/// Has `public:*:*` rw: runs the `config` and `naming` scenarios.
+const RW_USER: (&str, &str) = ("compat-rw", "compat-rw-pass-1");
+/// Has rw on namespace `<prefix>-own` only: runs the `auth_denied` scenario.
+const OTHER_USER: (&str, &str) = ("compat-other", "compat-other-pass-1");
+
+async fn admin_post(node: &Node, token: &str, path: &str, form: &[(&str, &str)]) {
+    let r = common::client().post(node.url(path)).query(&[("accessToken", token)]).form(form).send().await.unwrap();
+    let st = r.status();
+    let body = r.text().await.unwrap_or_default();
+    assert!(st.is_success(), "POST {path} {form:?}: {st} {body}");
+}
+
+/// `GET path?query` with the administrator's token: (status, body).
+async fn admin_get(node: &Node, token: &str, path: &str, query: &[(&str, &str)]) -> (u16, String) {
+    let r = common::client().get(node.url(path)).query(query).query(&[("accessToken", token)]).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
+/// The scenarios with `nacos.core.auth.enabled` on, through the official clients' own
+/// username/password options (`NACOS_USERNAME` / `NACOS_PASSWORD`): `config` and `naming` as a
+/// user with `public:*:*` rw, then `auth_denied` as a user whose only permission is rw on
+/// namespace `<prefix>-own` (its own namespace works, public is refused). Afterwards the
+/// administrator checks that the refused publish stored nothing.
+async fn lang_auth(lang: &str, cluster: bool) {
+    let root = tempfile::tempdir().unwrap();
+    let nodes = if cluster {
+        let env = [
+            ("BATATA_AUTH_ENABLED", "true"),
+            ("BATATA_AUTH_SECRET_KEY", common::AUTH_KEY),
+            ("BATATA_ADMIN_PASSWORD", common::ADMIN_PASSWORD),
+        ];
+        common::start_cluster_with(root.path(), 3, &env).await
+    } else {
+        let mut n = Node::new(root.path(), "solo", Ports::new(), &[]);
+        n.enable_auth();
+        n.start();
+        common::wait_ready(&n).await;
+        vec![n]
+    };
+    let prefix = format!("{lang}a{}", if cluster { "c" } else { "s" });
+    let own = format!("{prefix}-own");
+    let secret_id = format!("{prefix}-secret.properties");
+    let n0 = &nodes[0];
+    let admin = common::admin_token(n0).await;
+
+    // Auth is really on: no token, no read.
+    let (st, body) = {
+        let r = common::client()
+            .get(n0.url("/nacos/v1/cs/configs"))
+            .query(&[("dataId", secret_id.as_str()), ("group", "DEFAULT_GROUP")])
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    };
+    assert_eq!(st, 403, "a read without a token: {body}");
+
+    for (user, password) in [RW_USER, OTHER_USER] {
+        admin_post(n0, &admin, "/nacos/v1/auth/users", &[("username", user), ("password", password)]).await;
+    }
+    admin_post(n0, &admin, "/nacos/v1/auth/roles", &[("role", "compat-rw-role"), ("username", RW_USER.0)]).await;
+    let perm = [("role", "compat-rw-role"), ("resource", "public:*:*"), ("action", "rw")];
+    admin_post(n0, &admin, "/nacos/v1/auth/permissions", &perm).await;
+    admin_post(n0, &admin, "/nacos/v1/auth/roles", &[("role", "compat-other-role"), ("username", OTHER_USER.0)]).await;
+    let own_res = format!("{own}:*:*");
+    let perm = [("role", "compat-other-role"), ("resource", own_res.as_str()), ("action", "rw")];
+    admin_post(n0, &admin, "/nacos/v1/auth/permissions", &perm).await;
+    let ns = [("customNamespaceId", own.as_str()), ("namespaceName", own.as_str()), ("namespaceDesc", "")];
+    admin_post(n0, &admin, "/nacos/v1/console/namespaces", &ns).await;
+    // What auth_denied's denied_get must not be able to read.
+    let secret = [("dataId", secret_id.as_str()), ("group", "DEFAULT_GROUP"), ("content", "secret=1")];
+    admin_post(n0, &admin, "/nacos/v1/cs/configs", &secret).await;
+    // Every node has applied all of the above (it was written last) before any client logs in.
+    for n in &nodes {
+        common::eventually(30, "every node serves the secret config", || async {
+            let q = [("dataId", secret_id.as_str()), ("group", "DEFAULT_GROUP")];
+            (admin_get(n, &admin, "/nacos/v1/cs/configs", &q).await == (200, "secret=1".to_string())).then_some(())
+        })
+        .await;
+        common::login(n, RW_USER.0, RW_USER.1).await;
+        common::login(n, OTHER_USER.0, OTHER_USER.1).await;
+    }
+
+    let (lang2, prefix2) = (lang.to_string(), prefix.clone());
+    let nodes = tokio::task::spawn_blocking(move || {
+        let rw = [("NACOS_USERNAME", RW_USER.0), ("NACOS_PASSWORD", RW_USER.1)];
+        run_scenario(&lang2, "config", &nodes, &prefix2, &rw);
+        run_scenario(&lang2, "naming", &nodes, &prefix2, &rw);
+        let other = [("NACOS_USERNAME", OTHER_USER.0), ("NACOS_PASSWORD", OTHER_USER.1)];
+        run_scenario(&lang2, "auth_denied", &nodes, &prefix2, &other);
+        nodes
+    })
+    .await
+    .unwrap();
+
+    // The refused publish left nothing; the allowed one in the user's own namespace is there.
+    // (Instances are ephemeral: gone with their client either way, so not checked here.)
+    let n0 = &nodes[0];
+    let denied_id = format!("{prefix}-denied.properties");
+    let (st, body) =
+        admin_get(n0, &admin, "/nacos/v1/cs/configs", &[("dataId", denied_id.as_str()), ("group", "DEFAULT_GROUP")])
+            .await;
+    assert_eq!(st, 404, "the refused publish of {denied_id} stored something: {body}");
+    let own_id = format!("{prefix}-own.properties");
+    let q = [("dataId", own_id.as_str()), ("group", "DEFAULT_GROUP"), ("tenant", own.as_str())];
+    assert_eq!(admin_get(n0, &admin, "/nacos/v1/cs/configs", &q).await, (200, "own=1".to_string()));
+    drop(nodes);
+}
+
+#[tokio::test]
+async fn go_sdk_auth_standalone() {
+    lang_auth("go", false).await;
+}
+
+#[tokio::test]
+async fn go_sdk_auth_cluster() {
+    lang_auth("go", true).await;
+}
+
+#[tokio::test]
+async fn python_sdk_auth_standalone() {
+    lang_auth("python", false).await;
+}
+
+#[tokio::test]
+async fn python_sdk_auth_cluster() {
+    lang_auth("python", true).await;
+}
+
+#[tokio::test]
+async fn java_sdk_auth_standalone() {
+    lang_auth("java", false).await;
+}
+
+#[tokio::test]
+async fn java_sdk_auth_cluster() {
+    lang_auth("java", true).await;
 }
 
 // ---- the Consul API, through the Consul clients of Go and Python ----

@@ -1,8 +1,9 @@
 // Command compat-go drives the official Nacos Go SDK (github.com/nacos-group/nacos-sdk-go/v2)
 // against running Batata nodes, following the compat scenario contract shared by all
-// tests/compat/<lang>/ programs (scenarios "config" and "naming", PASS/FAIL lines, deadlines).
+// tests/compat/<lang>/ programs (scenarios "config", "naming" and "auth_denied", PASS/FAIL lines,
+// deadlines). With NACOS_USERNAME / NACOS_PASSWORD set every client logs in with them.
 //
-// Usage: compat-go <config|naming> <host:port[,host:port...]>
+// Usage: compat-go <config|naming|auth_denied> <host:port[,host:port...]>
 //
 // stdout carries only "PASS <step>" / "FAIL <step>: <why>" lines; everything else (progress notes,
 // anything the SDK prints) goes to stderr, and the SDK's own log file lives in a temporary directory
@@ -182,8 +183,11 @@ func (e *env) last() []constant.ServerConfig {
 
 // clientConfig gives each client its own cache directory (the config client falls back to / writes
 // snapshots there, the naming client persists service info there) and a shared log directory.
+//
+// NACOS_USERNAME / NACOS_PASSWORD (env), when set, become the SDK's own Username / Password: it
+// then logs in by itself (POST /v1/auth/users/login) and sends the accessToken with every request.
 func (e *env) clientConfig(name, namespace string) *constant.ClientConfig {
-	return constant.NewClientConfig(
+	cc := constant.NewClientConfig(
 		constant.WithNamespaceId(namespace),
 		constant.WithTimeoutMs(5000),
 		constant.WithNotLoadCacheAtStart(true),
@@ -197,6 +201,11 @@ func (e *env) clientConfig(name, namespace string) *constant.ClientConfig {
 		constant.WithLogDir(filepath.Join(e.tmp, "log")),
 		constant.WithLogLevel("warn"),
 	)
+	if user := os.Getenv("NACOS_USERNAME"); user != "" {
+		cc.Username = user
+		cc.Password = os.Getenv("NACOS_PASSWORD")
+	}
+	return cc
 }
 
 func main() {
@@ -207,7 +216,7 @@ func main() {
 
 	rep.begin("args")
 	if len(os.Args) != 3 {
-		rep.fail("args", "usage: compat-go <config|naming> <host:port[,host:port...]>")
+		rep.fail("args", "usage: compat-go <config|naming|auth_denied> <host:port[,host:port...]>")
 	}
 	scenario := os.Args[1]
 	servers, err := parseServers(os.Args[2])
@@ -239,8 +248,10 @@ func main() {
 		runConfig(e)
 	case "naming":
 		runNaming(e)
+	case "auth_denied":
+		runAuthDenied(e)
 	default:
-		rep.fail("args", "unknown scenario %q (want config or naming)", scenario)
+		rep.fail("args", "unknown scenario %q (want config, naming or auth_denied)", scenario)
 	}
 
 	rep.mu.Lock()

@@ -27,16 +27,21 @@ type namingClient struct {
 // newNamingClient builds a naming client; unlike the config client it connects (gRPC, up to 3
 // attempts) right in the constructor, which is why it is bounded too.
 func newNamingClient(e *env, name string, servers []constant.ServerConfig) *namingClient {
+	return newNamingClientIn(e, name, "", servers)
+}
+
+// newNamingClientIn is newNamingClient in another namespace ("" = public).
+func newNamingClientIn(e *env, name, namespace string, servers []constant.ServerConfig) *namingClient {
 	c, err := call("NewNamingClient("+name+")", func() (naming_client.INamingClient, error) {
 		return clients.NewNamingClient(vo.NacosClientParam{
-			ClientConfig:  e.clientConfig(name, ""),
+			ClientConfig:  e.clientConfig(name, namespace),
 			ServerConfigs: servers,
 		})
 	})
 	if err != nil {
 		failf("cannot create naming client %s: %v", name, err)
 	}
-	logf("naming client %s created (server %s:%d)", name, servers[0].IpAddr, servers[0].Port)
+	logf("naming client %s created (namespace %q, server %s:%d)", name, namespace, servers[0].IpAddr, servers[0].Port)
 	return &namingClient{name: name, c: c}
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Batata SDK compatibility scenario with the official Nacos Java client (pinned in pom.xml).
 #
-#   bash tests/compat/java/run.sh <config|naming|consul_cross> <host:port[,host:port...]>
+#   bash tests/compat/java/run.sh <config|naming|consul_cross|auth_denied> <host:port[,host:port...]>
 #
 # env COMPAT_PREFIX: prefix of every dataId / service name (a random one when unset).
 # stdout: only "PASS <step>" / "FAIL <step>: <why>" lines; exit 0 only when every step passed.
@@ -13,7 +13,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 if [[ $# -ne 2 ]]; then
-    echo "FAIL args: usage: run.sh <config|naming|consul_cross> <host:port[,host:port...]>"
+    echo "FAIL args: usage: run.sh <config|naming|consul_cross|auth_denied> <host:port[,host:port...]>"
     exit 1
 fi
 

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Batata compatibility scenarios driven by the official Nacos Python SDK 3.x.
 
-    python compat.py <config|naming> <127.0.0.1:PORT[,127.0.0.1:PORT...]>
+    python compat.py <config|naming|auth_denied> <127.0.0.1:PORT[,127.0.0.1:PORT...]>
 
 The SDK is `nacos-sdk-python` (pinned in requirements.txt), used through its
 asyncio gRPC API (`from v2.nacos import ...`). It talks gRPC to HTTP port +
 1000, which it computes itself (GRPCConfig.port_offset, default 1000).
 
 Client A is given only the first server, client B only the last one.
-Every dataId / service name starts with $COMPAT_PREFIX.
+Every dataId / service name starts with $COMPAT_PREFIX. With NACOS_USERNAME /
+NACOS_PASSWORD set, every client is configured with them (the SDK's own
+username / password options: it logs in and sends the accessToken itself).
 
 stdout: one `PASS <step>` per step; on the first failure `FAIL <step>: <why>`
 and exit 1. Exit 0 only when every step passed. Everything else (our own
@@ -103,7 +105,7 @@ class Scenario:
     def cfg(self, label, server, namespace=""):
         from v2.nacos import ClientConfigBuilder
 
-        config = (
+        builder = (
             ClientConfigBuilder()
             .server_address(server)
             .namespace_id(namespace)
@@ -111,8 +113,11 @@ class Scenario:
             .cache_dir(os.path.join(self.workdir, "cache", label))
             .log_level(logging.DEBUG)
             .load_cache_at_start(False)
-            .build()
         )
+        user = os.environ.get("NACOS_USERNAME")
+        if user:
+            builder = builder.username(user).password(os.environ.get("NACOS_PASSWORD", ""))
+        config = builder.build()
         # Naming only (config ignores it): see the module docstring.
         config.set_update_cache_when_empty(True)
         return config
@@ -570,6 +575,106 @@ class Scenario:
         await self.run_step("service_list", service_list, 15)
 
 
+    # ---------------------------------------------------------------- auth_denied
+
+    async def auth_denied(self):
+        """Run with NACOS_USERNAME / NACOS_PASSWORD of a user whose only
+        permission is rw on namespace $P-own: its own namespace works (so the
+        SDK's login worked), namespace public is refused by the server."""
+        from v2.nacos import ConfigParam, NacosException, RegisterInstanceParam
+
+        first, last = self.servers[0], self.servers[-1]
+        p = self.prefix
+        group = "DEFAULT_GROUP"
+
+        def reg(svc_name, ip):
+            return RegisterInstanceParam(
+                service_name=svc_name, group_name=group, ip=ip, port=8080,
+                cluster_name="DEFAULT", weight=1.0, ephemeral=True,
+            )
+
+        # 1. own_namespace (positive control)
+        async def own_namespace():
+            own = f"{p}-own"
+            o = await self.connect("Own", first, "config", namespace=own)
+            data_id = f"{p}-own.properties"
+            ok = await self.call(
+                f"Own.publish_config({data_id})",
+                o.publish_config(ConfigParam(data_id=data_id, group=group, content="own=1")),
+            )
+            if ok is not True:
+                raise CheckFailed(f"Own.publish_config({data_id}) in namespace {own} returned {ok!r}")
+            await self.poll(
+                f"Own.get_config({data_id}) == 'own=1'",
+                lambda: o.get_config(ConfigParam(data_id=data_id, group=group)),
+                lambda v: v == "own=1",
+                5.0,
+            )
+            on = await self.connect("OwnNaming", first, "naming", namespace=own)
+            ok = await self.call(
+                "OwnNaming.register_instance(10.0.0.3)",
+                on.register_instance(reg(f"{p}-own-svc", "10.0.0.3")),
+            )
+            if ok is not True:
+                raise CheckFailed(f"OwnNaming.register_instance in namespace {own} returned {ok!r}")
+
+        await self.run_step("own_namespace", own_namespace, 40)
+
+        async def refused(what, coro):
+            """The call must be refused: an exception from the SDK (a server
+            answer, not a timeout) or a False return."""
+            try:
+                result = await self.call(what, coro, raw=True)
+            except NacosException as e:
+                log(f"{what} refused as expected: {_describe_exc(e)}")
+                return
+            if result is False:
+                log(f"{what} refused as expected: returned False")
+                return
+            raise CheckFailed(
+                f"{what} returned {result!r} for a user without permission on namespace public"
+            )
+
+        # 2. denied_publish
+        async def denied_publish():
+            a = await self.connect("A", first, "config")
+            data_id = f"{p}-denied.properties"
+            await refused(
+                f"A.publish_config({data_id})",
+                a.publish_config(ConfigParam(data_id=data_id, group=group, content="denied=1")),
+            )
+
+        await self.run_step("denied_publish", denied_publish, 30)
+
+        # 3. denied_get: $P-secret.properties exists (the test published
+        # secret=1 as administrator); reading it must fail, not return its
+        # content nor "" (not found).
+        async def denied_get():
+            b = await self.connect("B", last, "config")
+            data_id = f"{p}-secret.properties"
+            await refused(
+                f"B.get_config({data_id})",
+                b.get_config(ConfigParam(data_id=data_id, group=group)),
+            )
+
+        await self.run_step("denied_get", denied_get, 30)
+
+        # 4. denied_register
+        async def denied_register():
+            n = await self.connect("ANaming", first, "naming")
+            svc_name = f"{p}-denied-svc"
+            await refused(
+                f"ANaming.register_instance({svc_name}, 10.0.0.4)",
+                n.register_instance(reg(svc_name, "10.0.0.4")),
+            )
+
+        await self.run_step("denied_register", denied_register, 30)
+
+
+# scenario -> its first step (reported if the scenario fails before any step begins)
+SCENARIOS = {"config": "publish_get", "naming": "register_list", "auth_denied": "own_namespace"}
+
+
 class Recorder:
     """Values pushed into SDK callbacks, with waiting on a predicate."""
 
@@ -662,8 +767,8 @@ def _watchdog(sc):
 
 
 def main(argv):
-    if len(argv) != 3 or argv[1] not in ("config", "naming"):
-        sys.stderr.write("usage: compat.py <config|naming> <host:port[,host:port...]>\n")
+    if len(argv) != 3 or argv[1] not in SCENARIOS:
+        sys.stderr.write("usage: compat.py <config|naming|auth_denied> <host:port[,host:port...]>\n")
         return 2
     scenario_name = argv[1]
     servers = [s.strip() for s in argv[2].split(",") if s.strip()]
@@ -687,11 +792,11 @@ def main(argv):
     _patch_local_ip_if_needed()
 
     sc = Scenario(servers, prefix, workdir)
-    sc.step = "publish_get" if scenario_name == "config" else "register_list"
+    sc.step = SCENARIOS[scenario_name]
     threading.Thread(target=_watchdog, args=(sc,), daemon=True).start()
 
     async def run():
-        body = sc.config if scenario_name == "config" else sc.naming
+        body = getattr(sc, scenario_name)
         failure = None
         try:
             await asyncio.wait_for(body(), OVERALL_DEADLINE)

@@ -12,7 +12,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${BATATA_COMPAT_PY_CACHE:-$HOME/.cache/batata/compat/python}"
 
 if [[ $# -ne 2 ]]; then
-    echo "usage: $0 <config|naming> <host:port[,host:port...]>" >&2
+    echo "usage: $0 <config|naming|auth_denied> <host:port[,host:port...]>" >&2
     exit 2
 fi
 

@@ -47,7 +47,8 @@ import java.util.stream.Collectors;
  * Batata SDK compatibility scenarios for the official Nacos Java client
  * (contract: tests/compat/<lang>/run.sh, see run.sh in this directory).
  *
- * <p>Usage: {@code java -cp ... Main <config|naming|consul_cross> <host:port[,host:port...]>}, env COMPAT_PREFIX.
+ * <p>Usage: {@code java -cp ... Main <config|naming|consul_cross|auth_denied> <host:port[,host:port...]>}, env
+ * COMPAT_PREFIX, and NACOS_USERNAME / NACOS_PASSWORD to log in (see {@link #clientProps}).
  * stdout carries only {@code PASS <step>} / {@code FAIL <step>: <why>} lines; exit 0 only when every
  * step passed. Every wait is bounded, the whole run gives up after {@link #SCENARIO_DEADLINE_MS}.
  * The client's threads are non-daemon, so the JVM is always ended with System.exit (and, should a
@@ -101,7 +102,7 @@ public final class Main {
         startWatchdog();
         try {
             if (args.length != 2 || args[1].isBlank()) {
-                throw new StepFailure("usage: Main <config|naming|consul_cross> <host:port[,host:port...]>");
+                throw new StepFailure("usage: Main <config|naming|consul_cross|auth_denied> <host:port[,host:port...]>");
             }
             String scenario = args[0];
             List<String> servers = Arrays.stream(args[1].split(","))
@@ -130,9 +131,12 @@ public final class Main {
                 case "consul_cross":
                     new ConsulCrossScenario(prefix, first, last).run();
                     break;
+                case "auth_denied":
+                    new AuthDeniedScenario(prefix, first, last).run();
+                    break;
                 default:
                     throw new StepFailure("unknown scenario '" + scenario
-                            + "' (expected config, naming or consul_cross)");
+                            + "' (expected config, naming, consul_cross or auth_denied)");
             }
             finish(0, null);
         } catch (StepFailure f) {
@@ -604,6 +608,92 @@ public final class Main {
         }
     }
 
+    // ---------------------------------------------------------------------------------------------
+    // auth_denied scenario: a logged-in user without permission on namespace public
+    // ---------------------------------------------------------------------------------------------
+
+    /**
+     * Run with NACOS_USERNAME / NACOS_PASSWORD of a user whose only permission is rw on namespace
+     * {@code <prefix>-own}: its own namespace works (so the client's login worked), namespace public is
+     * refused by the server.
+     */
+    static final class AuthDeniedScenario {
+        final String prefix;
+        final String first;
+        final String last;
+
+        AuthDeniedScenario(String prefix, String first, String last) {
+            this.prefix = prefix;
+            this.first = first;
+            this.last = last;
+        }
+
+        void run() throws Exception {
+            String own = prefix + "-own";
+            List<Object> clients = new ArrayList<>();
+
+            step("own_namespace", () -> {
+                ConfigService o = newConfigService("Own", first, own);
+                clients.add(o);
+                String ownId = prefix + "-own.properties";
+                publish(o, "Own", ownId, DEFAULT_GROUP, "own=1", null);
+                awaitConfig(o, "Own", ownId, DEFAULT_GROUP, "own=1", VISIBLE_MS);
+                NamingService on = newNamingService("OwnNaming", first, own);
+                clients.add(on);
+                call("OwnNaming registerInstance 10.0.0.3:8080", CALL_MS, () -> {
+                    on.registerInstance(prefix + "-own-svc", instance("10.0.0.3", 8080));
+                    return null;
+                });
+            });
+
+            step("denied_publish", () -> {
+                ConfigService a = newConfigService("A", first, null);
+                clients.add(a);
+                String id = prefix + "-denied.properties";
+                refused("A publishConfig " + id, () -> a.publishConfig(id, DEFAULT_GROUP, "denied=1"));
+            });
+
+            // <prefix>-secret.properties exists (the test published secret=1 as administrator): reading it must
+            // fail, neither return its content nor null (not found).
+            step("denied_get", () -> {
+                ConfigService b = newConfigService("B", last, null);
+                clients.add(b);
+                String id = prefix + "-secret.properties";
+                refused("B getConfig " + id, () -> b.getConfig(id, DEFAULT_GROUP, READ_TIMEOUT_MS));
+            });
+
+            step("denied_register", () -> {
+                NamingService n = newNamingService("ANaming", first, null);
+                clients.add(n);
+                String svc = prefix + "-denied-svc";
+                refused("ANaming registerInstance " + svc, () -> {
+                    n.registerInstance(svc, instance("10.0.0.4", 8080));
+                    return null;
+                });
+            });
+
+            shutDownQuietly(clients.toArray());
+        }
+
+        /** The call must fail with a NacosException (the server's answer, not a timeout) or return false. */
+        static void refused(String what, Callable<?> c) {
+            Outcome<?> o = attempt(what, CALL_MS, c);
+            if (o.error instanceof com.alibaba.nacos.api.exception.NacosException) {
+                log(what + " refused as expected: " + describe(o.error));
+                return;
+            }
+            if (o.error != null) {
+                throw new StepFailure(what + " failed, but not with the server's refusal: " + describe(o.error));
+            }
+            if (Boolean.FALSE.equals(o.value)) {
+                log(what + " refused as expected: returned false");
+                return;
+            }
+            throw new StepFailure(what + " returned " + describe(o.value)
+                    + " for a user without permission on namespace public");
+        }
+    }
+
     static Instance instance(String ip, int port) {
         Instance i = new Instance();
         i.setIp(ip);
@@ -654,8 +744,13 @@ public final class Main {
      * itself already tries to connect synchronously (4 attempts, up to ~12 s against a silent port).
      */
     static NamingService newNamingService(String who, String server) {
+        return newNamingService(who, server, null);
+    }
+
+    /** {@link #newNamingService(String, String)} in a namespace (null: the client's default, public). */
+    static NamingService newNamingService(String who, String server, String namespace) {
         NamingService n = call("create naming client " + who + " (" + server + ")", 20_000,
-                () -> NacosFactory.createNamingService(clientProps(server, null)));
+                () -> NacosFactory.createNamingService(clientProps(server, namespace)));
         awaitUp(who + " (naming) at " + server, n::getServerStatus);
         return n;
     }
@@ -664,11 +759,20 @@ public final class Main {
     // plumbing
     // ---------------------------------------------------------------------------------------------
 
+    /**
+     * With NACOS_USERNAME / NACOS_PASSWORD set (env), the client's own {@code username} / {@code password}
+     * properties: it then logs in by itself and sends the accessToken with every request.
+     */
     static Properties clientProps(String server, String namespace) {
         Properties p = new Properties();
         p.setProperty(PropertyKeyConst.SERVER_ADDR, server);
         if (namespace != null) {
             p.setProperty(PropertyKeyConst.NAMESPACE, namespace);
+        }
+        String user = System.getenv("NACOS_USERNAME");
+        if (user != null && !user.isEmpty()) {
+            p.setProperty(PropertyKeyConst.USERNAME, user);
+            p.setProperty(PropertyKeyConst.PASSWORD, Objects.requireNonNullElse(System.getenv("NACOS_PASSWORD"), ""));
         }
         return p;
     }
