@@ -180,7 +180,9 @@ fn bad_settings_exit_nonzero_naming_file_line_and_key() {
 
     let cc = root.path().join("cluster.conf");
     std::fs::write(&cc, "# members\n127.0.0.1:8848\nnot-an-address\n").unwrap();
+    // Auth is on by default; these checks are about other settings.
     let out = std::process::Command::new(bin())
+        .env("BATATA_AUTH_ENABLED", "false")
         .env("BATATA_CLUSTER_LOOKUP_TYPE", "file")
         .env("BATATA_CLUSTER_CONF", &cc)
         .env("BATATA_CLUSTER_SECRET", SECRET)
@@ -192,6 +194,7 @@ fn bad_settings_exit_nonzero_naming_file_line_and_key() {
     assert!(err.contains("cluster.conf:3"), "{err}");
 
     let out = std::process::Command::new(bin())
+        .env("BATATA_AUTH_ENABLED", "false")
         .env("BATATA_CLUSTER_LOOKUP_TYPE", "file")
         .env("BATATA_CLUSTER_MEMBERS", "127.0.0.1:8848")
         .env("BATATA_CLUSTER_CONF", root.path().join("none.conf"))
