@@ -8,6 +8,7 @@ pub mod config;
 pub mod config_admin;
 pub mod config_beta;
 pub mod config_zip;
+pub mod consul_acl;
 pub mod consul_catalog;
 pub mod consul_checks;
 pub mod consul_defs;
