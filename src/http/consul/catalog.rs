@@ -1,6 +1,9 @@
 //! `/v1/catalog/*` (register, deregister, services, service, nodes, node, node-services) and
 //! what the agent and health endpoints share with them: the JSON shapes of nodes, services and
 //! checks, `?filter=`, `?node-meta=`, `?tag=`, Consul's error and 405 replies.
+//!
+//! ACLs, as Consul: reads leave out the nodes and services the token may not read; writes are
+//! vetted in `vet`.
 
 // Handler helpers return axum's `Response` as their error (the reply to send); it is large,
 // but only on a path that ends the request, so boxing it would buy nothing.
@@ -8,15 +11,12 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Body;
 use axum::body::Bytes;
+use axum::extract::Extension;
 use axum::extract::Path;
 use axum::extract::RawQuery;
-use axum::extract::Request;
 use axum::extract::State;
-use axum::http::header;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::get;
@@ -28,10 +28,12 @@ use serde_json::json;
 use serde_json::Map;
 use serde_json::Value;
 
-use super::agent::RawCheck;
-use super::agent::RawService;
 use super::blocking;
 use super::blocking::QueryOpts;
+use super::caller::Acl;
+use super::caller::Visible;
+use super::defs::RawCheck;
+use super::defs::RawService;
 use super::error;
 use super::filter::Filter;
 use super::ConsulQuery;
@@ -54,28 +56,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/catalog/service/{*name}", get(service))
         .route("/v1/catalog/node/{*node}", get(node))
         .route("/v1/catalog/node-services/{*node}", get(node_services))
-        .layer(axum::middleware::from_fn(method_not_allowed))
-}
-
-/// Consul's 405 (`method X not allowed`, with `Allow`), and 200 with `Allow` for `OPTIONS`.
-pub(super) async fn method_not_allowed(req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let r = next.run(req).await;
-    if r.status() != StatusCode::METHOD_NOT_ALLOWED {
-        return r;
-    }
-    let (mut parts, _) = r.into_parts();
-    parts.headers.remove(header::CONTENT_LENGTH);
-    if method == axum::http::Method::OPTIONS {
-        let allow = parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        parts.status = StatusCode::OK;
-        if let Ok(v) = format!("OPTIONS,{allow}").parse() {
-            parts.headers.insert(header::ALLOW, v);
-        }
-        return Response::from_parts(parts, Body::empty());
-    }
-    parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
-    Response::from_parts(parts, Body::from(format!("method {method} not allowed")))
+        .layer(axum::middleware::from_fn(super::method_not_allowed))
 }
 
 pub(super) fn domain_error(e: DomainError) -> Response {
@@ -83,6 +64,7 @@ pub(super) fn domain_error(e: DomainError) -> Response {
         DomainError::Invalid(m) => error(StatusCode::BAD_REQUEST, m),
         DomainError::NotFound(m) => error(StatusCode::NOT_FOUND, m),
         DomainError::Conflict(m) => error(StatusCode::CONFLICT, m),
+        DomainError::Forbidden(m) => error(StatusCode::FORBIDDEN, m),
         DomainError::Cluster(WriteError::NoLeader) => error(StatusCode::INTERNAL_SERVER_ERROR, "No cluster leader"),
         DomainError::Cluster(WriteError::Invalid(m)) => error(StatusCode::BAD_REQUEST, m),
         other => error(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
@@ -176,11 +158,13 @@ fn service_node_json(s: &ServiceView) -> Value {
     v
 }
 
-/// Runs a catalog read as a blocking query and replies with its JSON.
+/// Runs a catalog read as a blocking query and replies with its JSON; `f` leaves out what the
+/// token may not read through its `Visible`.
 pub(super) async fn blocking_read(
     st: &AppState,
+    acl: &Acl,
     raw: Option<String>,
-    mut f: impl FnMut(&AppState, &ConsulQuery, &Option<Filter>) -> Result<Value, Response>,
+    mut f: impl FnMut(&AppState, &ConsulQuery, &Option<Filter>, &Visible) -> Result<Value, Response>,
 ) -> Response {
     let q = ConsulQuery::parse(raw.as_deref());
     let opts = match QueryOpts::parse(&q) {
@@ -191,13 +175,19 @@ pub(super) async fn blocking_read(
         Ok(f) => f,
         Err(r) => return r,
     };
+    let visible = Visible::new(acl);
     // The index is read first: a change applied meanwhile then wakes the next round.
     let run = blocking::run(st, &opts, Table::Catalog, || {
         let index = catalog_index(st);
-        Ok((f(st, &q, &filter)?, index))
+        visible.reset();
+        Ok((f(st, &q, &filter, &visible)?, index))
     });
     match run.await {
-        Ok((v, meta)) => meta.json(&v),
+        Ok((v, meta)) => {
+            let mut r = meta.json(&v);
+            visible.finish(&mut r);
+            r
+        }
         Err(r) => r,
     }
 }
@@ -218,7 +208,12 @@ struct RawRegistration {
 
 pub(super) const USER_MAPS: [&str; 4] = ["meta", "nodemeta", "header", "taggedaddresses"];
 
-async fn register(State(st): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+async fn register(
+    State(st): State<AppState>,
+    Extension(acl): Extension<Acl>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
     if let Err(r) = super::check_enterprise_params(&ConsulQuery::parse(q.as_deref())) {
         return r;
     }
@@ -245,8 +240,12 @@ async fn register(State(st): State<AppState>, RawQuery(q): RawQuery, body: Bytes
             Err(e) => return e,
         }
     }
+    let skip = r.skipnodeupdate.unwrap_or(false);
+    if let Err(r) = super::vet::register(&st, &acl, &node, skip, service.as_ref(), &checks) {
+        return r;
+    }
     let cat = ConsulCatalog::new(st.node.clone());
-    match cat.catalog_register(node, r.skipnodeupdate.unwrap_or(false), service, checks).await {
+    match cat.catalog_register(node, skip, service, checks).await {
         Ok(()) => Json(true).into_response(),
         Err(e) => domain_error(e),
     }
@@ -260,7 +259,12 @@ struct RawDeregistration {
     checkid: Option<String>,
 }
 
-async fn deregister(State(st): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+async fn deregister(
+    State(st): State<AppState>,
+    Extension(acl): Extension<Acl>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
     if let Err(r) = super::check_enterprise_params(&ConsulQuery::parse(q.as_deref())) {
         return r;
     }
@@ -269,20 +273,24 @@ async fn deregister(State(st): State<AppState>, RawQuery(q): RawQuery, body: Byt
         Err(e) => return e,
     };
     let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    let (node, service_id, check_id) = (r.node.unwrap_or_default(), nonempty(r.serviceid), nonempty(r.checkid));
+    if let Err(r) = super::vet::deregister(&st, &acl, &node, service_id.as_deref(), check_id.as_deref()) {
+        return r;
+    }
     let cat = ConsulCatalog::new(st.node.clone());
-    match cat.catalog_deregister(&r.node.unwrap_or_default(), nonempty(r.serviceid), nonempty(r.checkid)).await {
+    match cat.catalog_deregister(&node, service_id, check_id).await {
         Ok(()) => Json(true).into_response(),
         Err(e) => domain_error(e),
     }
 }
 
-async fn services(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response {
-    blocking_read(&st, q, |st, q, f| {
+async fn services(State(st): State<AppState>, Extension(acl): Extension<Acl>, RawQuery(q): RawQuery) -> Response {
+    blocking_read(&st, &acl, q, |st, q, f, v| {
         let cat = read(st)?;
         let mut out = Map::new();
         let plain = q.all("node-meta").is_empty() && f.is_none();
         if plain {
-            for (name, tags) in cat.service_names() {
+            for (name, tags) in cat.service_names().into_iter().filter(|(name, _)| v.service(name)) {
                 out.insert(name, json!(tags));
             }
             return Ok(Value::Object(out));
@@ -291,7 +299,7 @@ async fn services(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response
         let mut acc: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
         for n in cat.nodes().iter().filter(|n| node_meta_ok(q, n)) {
             if let Some((_, svcs)) = cat.node_services(&n.name).map_err(domain_error)? {
-                for s in svcs.iter().filter(|s| keep(f, &service_node_json(s))) {
+                for s in svcs.iter().filter(|s| v.service(&s.name) && keep(f, &service_node_json(s))) {
                     acc.entry(s.name.clone()).or_default().extend(s.tags.iter().cloned());
                 }
             }
@@ -301,45 +309,76 @@ async fn services(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response
     .await
 }
 
-async fn nodes(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response {
-    blocking_read(&st, q, |st, q, f| {
-        let cat = read(st)?;
-        let out: Vec<Value> =
-            cat.nodes().iter().filter(|n| node_meta_ok(q, n)).map(node_json).filter(|v| keep(f, v)).collect();
-        Ok(json!(out))
-    })
-    .await
-}
-
-async fn service(State(st): State<AppState>, Path(name): Path<String>, RawQuery(q): RawQuery) -> Response {
-    blocking_read(&st, q, |st, q, f| {
+async fn nodes(State(st): State<AppState>, Extension(acl): Extension<Acl>, RawQuery(q): RawQuery) -> Response {
+    blocking_read(&st, &acl, q, |st, q, f, v| {
         let cat = read(st)?;
         let out: Vec<Value> = cat
-            .service(&name)
+            .nodes()
             .iter()
-            .filter(|s| node_meta_ok(q, &s.node) && tags_ok(q, s))
-            .map(service_node_json)
-            .filter(|v| keep(f, v))
+            .filter(|n| node_meta_ok(q, n) && v.node(&n.name))
+            .map(node_json)
+            .filter(|x| keep(f, x))
             .collect();
         Ok(json!(out))
     })
     .await
 }
 
-async fn node(State(st): State<AppState>, Path(name): Path<String>, RawQuery(q): RawQuery) -> Response {
-    blocking_read(&st, q, |st, _, f| {
+async fn service(
+    State(st): State<AppState>,
+    Extension(acl): Extension<Acl>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    blocking_read(&st, &acl, q, |st, q, f, v| {
+        let cat = read(st)?;
+        let out: Vec<Value> = cat
+            .service(&name)
+            .iter()
+            .filter(|s| node_meta_ok(q, &s.node) && tags_ok(q, s) && v.service(&s.name) && v.node(&s.node.name))
+            .map(service_node_json)
+            .filter(|x| keep(f, x))
+            .collect();
+        Ok(json!(out))
+    })
+    .await
+}
+
+async fn node(
+    State(st): State<AppState>,
+    Extension(acl): Extension<Acl>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    blocking_read(&st, &acl, q, |st, _, f, v| {
         let Some((n, svcs)) = read(st)?.node_services(&name).map_err(domain_error)? else { return Ok(Value::Null) };
-        let services: Map<String, Value> =
-            svcs.iter().map(|s| (s.id.clone(), node_service_json(s))).filter(|(_, v)| keep(f, v)).collect();
+        if !v.node(&n.name) {
+            return Ok(Value::Null);
+        }
+        let services: Map<String, Value> = svcs
+            .iter()
+            .filter(|s| v.service(&s.name))
+            .map(|s| (s.id.clone(), node_service_json(s)))
+            .filter(|(_, x)| keep(f, x))
+            .collect();
         Ok(json!({"Node": node_json(&n), "Services": services}))
     })
     .await
 }
 
-async fn node_services(State(st): State<AppState>, Path(name): Path<String>, RawQuery(q): RawQuery) -> Response {
-    blocking_read(&st, q, |st, _, f| {
+async fn node_services(
+    State(st): State<AppState>,
+    Extension(acl): Extension<Acl>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    blocking_read(&st, &acl, q, |st, _, f, v| {
         let Some((n, svcs)) = read(st)?.node_services(&name).map_err(domain_error)? else { return Ok(Value::Null) };
-        let services: Vec<Value> = svcs.iter().map(node_service_json).filter(|v| keep(f, v)).collect();
+        if !v.node(&n.name) {
+            return Ok(Value::Null);
+        }
+        let services: Vec<Value> =
+            svcs.iter().filter(|s| v.service(&s.name)).map(node_service_json).filter(|x| keep(f, x)).collect();
         Ok(json!({"Node": node_json(&n), "Services": services}))
     })
     .await

@@ -4,12 +4,16 @@
 //! every node lists the same ones. The list index is Consul's: the XOR of the halves of the
 //! last event's id (1 when none), opaque and not monotonic, so a blocking list waits until it
 //! differs from the one the client sent rather than until it grows.
+//!
+//! ACLs: firing needs event write on the name (checked by the gate); the list leaves out the
+//! events the token may not read.
 
 // Handler helpers return the reply to send (axum's `Response`) as their error: it is large,
 // but only on a path that ends the request, so boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
 use axum::body::Bytes;
+use axum::extract::Extension;
 use axum::extract::Path;
 use axum::extract::RawQuery;
 use axum::extract::State;
@@ -26,9 +30,12 @@ use serde_json::Value;
 
 use super::blocking;
 use super::blocking::QueryOpts;
+use super::caller::Acl;
 use super::error;
 use super::kv::consul_error;
 use super::ConsulQuery;
+use crate::domain::consul_acl::authorizer::Perm;
+use crate::domain::consul_acl::rules::Kind;
 use crate::domain::consul_kv;
 use crate::domain::consul_kv::EventRequest;
 use crate::http::AppState;
@@ -40,7 +47,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/event/fire/{*name}", put(fire).post(fire))
         .route("/v1/event/fire/", put(missing_name).post(missing_name))
         .route("/v1/event/list", get(list))
-        .layer(axum::middleware::from_fn(super::catalog::method_not_allowed))
+        .layer(axum::middleware::from_fn(super::method_not_allowed))
 }
 
 fn event_json(e: &EventItem) -> Value {
@@ -80,7 +87,7 @@ async fn fire(State(st): State<AppState>, Path(name): Path<String>, RawQuery(raw
     }
 }
 
-async fn list(State(st): State<AppState>, RawQuery(raw): RawQuery) -> Response {
+async fn list(State(st): State<AppState>, Extension(acl): Extension<Acl>, RawQuery(raw): RawQuery) -> Response {
     let q = ConsulQuery::parse(raw.as_deref());
     let opts = match QueryOpts::parse(&q) {
         Ok(o) => o,
@@ -99,7 +106,11 @@ async fn list(State(st): State<AppState>, RawQuery(raw): RawQuery) -> Response {
     match res {
         Ok(((events, index), mut meta)) => {
             meta.index = index;
-            meta.json(&events.iter().map(event_json).collect::<Vec<_>>())
+            let shown: Vec<Value> =
+                events.iter().filter(|e| acl.allows(Kind::Event, &e.name, Perm::Read)).map(event_json).collect();
+            let mut r = meta.json(&shown);
+            acl.mark_filtered(&mut r, shown.len() < events.len());
+            r
         }
         Err(r) => r,
     }

@@ -3,11 +3,16 @@
 //! (the aggregate as the status code), and the HealthCheck JSON. `/health/service` lists
 //! instances in the order and with the node ids of `/catalog/service`, each with its node's
 //! checks then its own.
+//!
+//! ACLs, as Consul: instances need service read on their service and node read on their node;
+//! service checks need service read, node checks node read; what the token may not read is
+//! left out.
 
 // Handler helpers return axum's `Response` as their error (the reply to send); it is large,
 // but only on a path that ends the request, so boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
+use axum::extract::Extension;
 use axum::extract::Path;
 use axum::extract::RawQuery;
 use axum::extract::State;
@@ -24,6 +29,7 @@ use serde_json::Map;
 use serde_json::Value;
 
 use super::agent::local_services;
+use super::caller::Acl;
 use super::catalog::agent_service_json;
 use super::catalog::blocking_read;
 use super::catalog::domain_error;
@@ -51,26 +57,34 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/health/node/{*node}", get(node))
         .route("/v1/agent/health/service/name/{*name}", get(health_by_name))
         .route("/v1/agent/health/service/id/{*id}", get(health_by_id))
-        .layer(axum::middleware::from_fn(super::catalog::method_not_allowed))
+        .layer(axum::middleware::from_fn(super::method_not_allowed))
 }
 
-async fn service(State(st): State<AppState>, Path(name): Path<String>, RawQuery(raw): RawQuery) -> Response {
+async fn service(
+    State(st): State<AppState>,
+    Extension(acl): Extension<Acl>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let passing = match ConsulQuery::parse(raw.as_deref()).go_bool("passing") {
         Ok(p) => p.unwrap_or(false),
         Err(_) => return error(StatusCode::BAD_REQUEST, "Invalid value for ?passing"),
     };
-    blocking_read(&st, raw, |st, q, f| {
+    blocking_read(&st, &acl, raw, |st, q, f, v| {
         let cat = read(st)?;
         let mut out = Vec::new();
-        for s in cat.service(&name).iter().filter(|s| node_meta_ok(q, &s.node) && tags_ok(q, s)) {
-            let checks = cat.health_checks(s).map_err(domain_error)?;
+        let pick =
+            |s: &&ServiceView| node_meta_ok(q, &s.node) && tags_ok(q, s) && v.service(&s.name) && v.node(&s.node.name);
+        for s in cat.service(&name).iter().filter(pick) {
+            let mut checks = cat.health_checks(s).map_err(domain_error)?;
+            checks.retain(|c| v.check(c));
             if passing && checks.iter().any(|c| c.item.status != PASSING) {
                 continue;
             }
-            let v = json!({"Node": node_json(&s.node), "Service": node_service_json(s),
+            let entry = json!({"Node": node_json(&s.node), "Service": node_service_json(s),
                            "Checks": checks.iter().map(check_json).collect::<Vec<_>>()});
-            if keep(f, &v) {
-                out.push(v);
+            if keep(f, &entry) {
+                out.push(entry);
             }
         }
         Ok(json!(out))
@@ -82,12 +96,17 @@ fn checks_reply(list: &[CheckView], f: &Option<super::filter::Filter>) -> Value 
     json!(list.iter().map(check_json).filter(|v| keep(f, v)).collect::<Vec<_>>())
 }
 
-async fn checks(State(st): State<AppState>, Path(name): Path<String>, RawQuery(raw): RawQuery) -> Response {
-    blocking_read(&st, raw, |st, q, f| {
+async fn checks(
+    State(st): State<AppState>,
+    Extension(acl): Extension<Acl>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    blocking_read(&st, &acl, raw, |st, q, f, v| {
         let cat = read(st)?;
         let mut out = Vec::new();
         for s in cat.service(&name).iter().filter(|s| node_meta_ok(q, &s.node)) {
-            out.extend(cat.service_checks(s).map_err(domain_error)?);
+            out.extend(cat.service_checks(s).map_err(domain_error)?.into_iter().filter(|c| v.check(c)));
         }
         Ok(checks_reply(&out, f))
     })
@@ -98,15 +117,20 @@ async fn missing_state() -> Response {
     error(StatusCode::BAD_REQUEST, "Missing check state")
 }
 
-async fn state(State(st): State<AppState>, Path(state): Path<String>, RawQuery(raw): RawQuery) -> Response {
+async fn state(
+    State(st): State<AppState>,
+    Extension(acl): Extension<Acl>,
+    Path(state): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     if state != "any" && !valid_status(&state) {
         return error(StatusCode::BAD_REQUEST, format!("Invalid check state {state:?}"));
     }
-    blocking_read(&st, raw, |st, q, f| {
+    blocking_read(&st, &acl, raw, |st, q, f, v| {
         let cat = read(st)?;
         let all = cat.all_checks().map_err(domain_error)?;
         let mut out: Vec<CheckView> = Vec::new();
-        for c in all.into_iter().filter(|c| state == "any" || c.item.status == state) {
+        for c in all.into_iter().filter(|c| (state == "any" || c.item.status == state) && v.check(c)) {
             if q.all("node-meta").is_empty() || cat.node(&c.item.node).is_some_and(|n| node_meta_ok(q, &n)) {
                 out.push(c);
             }
@@ -116,9 +140,15 @@ async fn state(State(st): State<AppState>, Path(state): Path<String>, RawQuery(r
     .await
 }
 
-async fn node(State(st): State<AppState>, Path(name): Path<String>, RawQuery(raw): RawQuery) -> Response {
-    blocking_read(&st, raw, |st, _, f| {
-        let out = read(st)?.node_checks(&name).map_err(domain_error)?;
+async fn node(
+    State(st): State<AppState>,
+    Extension(acl): Extension<Acl>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    blocking_read(&st, &acl, raw, |st, _, f, v| {
+        let mut out = read(st)?.node_checks(&name).map_err(domain_error)?;
+        out.retain(|c| v.check(c));
         Ok(checks_reply(&out, f))
     })
     .await
@@ -253,10 +283,15 @@ async fn health_by_name(
 
 async fn health_by_id(
     State(st): State<AppState>,
+    Extension(acl): Extension<Acl>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    let agent = crate::domain::consul_view::local_node(&st.node).name;
+    if let Err(r) = super::vet::agent_service_read(&st, &acl, &agent, &id) {
+        return r;
+    }
     let q = ConsulQuery::parse(q.as_deref());
     let text = wants_text(&q, &headers);
     match agent_health(&st, |s| s.id == id) {

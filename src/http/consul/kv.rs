@@ -6,12 +6,16 @@
 //! index. Misses are 404 with the same headers, so a client can block on a key that does not
 //! exist yet. The table index is read before the data, so a reply never claims an index whose
 //! change it does not show.
+//!
+//! ACLs: the gate checks single-key reads and every write; `recurse` and `keys` lists leave out
+//! the keys the token may not read (Consul's per-key filtering), so a prefix read never fails.
 
 // Handler helpers return the reply to send (axum's `Response`) as their error: it is large,
 // but only on a path that ends the request, so boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
 use axum::body::Body;
+use axum::extract::Extension;
 use axum::extract::Path;
 use axum::extract::RawQuery;
 use axum::extract::State;
@@ -29,9 +33,12 @@ use serde::Serialize;
 
 use super::blocking;
 use super::blocking::QueryOpts;
+use super::caller::Acl;
 use super::error;
 use super::kv_export;
 use super::ConsulQuery;
+use crate::domain::consul_acl::authorizer::Perm;
+use crate::domain::consul_acl::rules::Kind;
 use crate::domain::consul_kv;
 use crate::domain::consul_kv::ConsulError;
 use crate::http::AppState;
@@ -45,7 +52,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/kv/", get(get_root).put(put_root).delete(delete_root))
         .route("/v1/kv/{*key}", get(get_key).put(put_key).delete(delete_key))
-        .layer(axum::middleware::from_fn(super::catalog::method_not_allowed))
+        .layer(axum::middleware::from_fn(super::method_not_allowed))
 }
 
 /// Consul's status for each domain error.
@@ -133,25 +140,30 @@ enum Found {
     List(Vec<(String, KvEntry)>),
 }
 
-async fn get_root(st: State<AppState>, q: RawQuery) -> Response {
-    kv_get(st, String::new(), q).await
+async fn get_root(st: State<AppState>, acl: Extension<Acl>, q: RawQuery) -> Response {
+    kv_get(st, acl, String::new(), q).await
 }
 
-async fn get_key(st: State<AppState>, Path(key): Path<String>, q: RawQuery) -> Response {
-    kv_get(st, key, q).await
+async fn get_key(st: State<AppState>, acl: Extension<Acl>, Path(key): Path<String>, q: RawQuery) -> Response {
+    kv_get(st, acl, key, q).await
 }
 
-async fn kv_get(State(st): State<AppState>, key: String, RawQuery(raw): RawQuery) -> Response {
+async fn kv_get(
+    State(st): State<AppState>,
+    Extension(acl): Extension<Acl>,
+    key: String,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let q = ConsulQuery::parse(raw.as_deref());
     if kv_export::is_export(&key, &q) {
-        return kv_export::export(&st, &q).await;
+        return kv_export::export(&st, &acl, &q).await;
     }
-    match kv_read(&st, &key, &q).await {
+    match kv_read(&st, &acl, &key, &q).await {
         Ok(r) | Err(r) => r,
     }
 }
 
-async fn kv_read(st: &AppState, key: &str, q: &ConsulQuery) -> Result<Response, Response> {
+async fn kv_read(st: &AppState, acl: &Acl, key: &str, q: &ConsulQuery) -> Result<Response, Response> {
     let opts = QueryOpts::parse(q)?;
     consul_kv::validate_key(key).map_err(consul_error)?;
     let (recurse, keys) = (q.flag("recurse"), q.flag("keys"));
@@ -159,10 +171,16 @@ async fn kv_read(st: &AppState, key: &str, q: &ConsulQuery) -> Result<Response, 
         return Err(error(StatusCode::BAD_REQUEST, "Missing key name"));
     }
     let node = &st.node;
+    // `keys` lists names: a `list` rule is enough for them.
+    let visible = |k: &str| acl.allows(Kind::Key, k, Perm::Read) || (keys && acl.allows(Kind::Key, k, Perm::List));
+    let mut filtered = false;
     let (found, meta) = blocking::run(st, &opts, Table::Kv, || {
         let table = node.sm.table_index(Table::Kv);
         if recurse || keys {
-            let (entries, index) = consul_kv::list(node, key).map_err(consul_error)?;
+            let (mut entries, index) = consul_kv::list(node, key).map_err(consul_error)?;
+            let all = entries.len();
+            entries.retain(|(k, _)| visible(k));
+            filtered = entries.len() < all;
             Ok((Found::List(entries), if index == 0 { table } else { index }))
         } else {
             match consul_kv::get(node, key).map_err(consul_error)? {
@@ -175,7 +193,7 @@ async fn kv_read(st: &AppState, key: &str, q: &ConsulQuery) -> Result<Response, 
         }
     })
     .await?;
-    Ok(match found {
+    let mut r = match found {
         Found::One(None) => meta.empty(StatusCode::NOT_FOUND),
         Found::One(Some((_, e))) if q.flag("raw") => {
             let mut r = e.value.into_response();
@@ -198,25 +216,29 @@ async fn kv_read(st: &AppState, key: &str, q: &ConsulQuery) -> Result<Response, 
         }
         Found::List(entries) if entries.is_empty() => meta.empty(StatusCode::NOT_FOUND),
         Found::List(entries) => meta.json(&entries.iter().map(|(k, e)| dir_entry(k, e)).collect::<Vec<_>>()),
-    })
+    };
+    acl.mark_filtered(&mut r, filtered);
+    Ok(r)
 }
 
-async fn put_root(st: State<AppState>, q: RawQuery, headers: HeaderMap, body: Body) -> Response {
-    kv_put(st, String::new(), q, headers, body).await
+async fn put_root(st: State<AppState>, acl: Extension<Acl>, q: RawQuery, headers: HeaderMap, body: Body) -> Response {
+    kv_put(st, acl, String::new(), q, headers, body).await
 }
 
 async fn put_key(
     st: State<AppState>,
+    acl: Extension<Acl>,
     Path(key): Path<String>,
     q: RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    kv_put(st, key, q, headers, body).await
+    kv_put(st, acl, key, q, headers, body).await
 }
 
 async fn kv_put(
     State(st): State<AppState>,
+    Extension(acl): Extension<Acl>,
     key: String,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -224,7 +246,7 @@ async fn kv_put(
 ) -> Response {
     let q = ConsulQuery::parse(raw.as_deref());
     if kv_export::is_import(&key, &q) {
-        return kv_export::import(&st, &q, &headers, body).await;
+        return kv_export::import(&st, &acl, &q, &headers, body).await;
     }
     match kv_write(&st, key, &q, raw.as_deref(), &headers, body).await {
         Ok(r) | Err(r) => r,

@@ -9,6 +9,12 @@
 //! Import goes through the one Nacos import (`ConfigService::import_items`), so policies, checks
 //! and the `{successCount, skipCount, failCount, failData}` reply are the same: the entries of
 //! each target namespace are handed to it as the ZIP layout it reads.
+//!
+//! ACLs: these are Nacos configs, so they are guarded as the Nacos export and import are. A
+//! Nacos access token needs the Nacos config permission (read to export, write to import) on
+//! each namespace; configs of namespaces it may not read are left out of an export, an import
+//! into one it may not write is refused. A Consul token needs management. `?token=` is the
+//! token, not a KV parameter.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +28,7 @@ use serde::Deserialize;
 use serde_json::json;
 use serde_json::Value;
 
+use super::caller::Acl;
 use super::ConsulQuery;
 use crate::domain::config::normalize_namespace;
 use crate::domain::config_admin::ConfigFilter;
@@ -57,7 +64,6 @@ const KV_PARAMS: &[&str] = &[
     "dc",
     "ns",
     "partition",
-    "token",
     "cached",
     "pretty",
 ];
@@ -75,11 +81,22 @@ pub(super) fn is_import(key: &str, q: &ConsulQuery) -> bool {
 }
 
 /// `GET /v1/kv/export[?namespaceId=][&prefix=]`: every matching config, in key order.
-pub(super) async fn export(st: &AppState, q: &ConsulQuery) -> Response {
+pub(super) async fn export(st: &AppState, acl: &Acl, q: &ConsulQuery) -> Response {
+    if let Err(r) = acl.config_gate() {
+        return r;
+    }
     let filter =
         ConfigFilter { namespace: q.get("namespaceId").map(|n| normalize_namespace(Some(n))), ..Default::default() };
+    // An export of one namespace the caller may not read is refused outright, as the Nacos
+    // export is; a multi-namespace export leaves those namespaces out.
+    if let Some(ns) = &filter.namespace {
+        if !acl.config_allowed(ns, false) {
+            return v2_error(DomainError::Forbidden(format!("no permission to read the configs of namespace {ns}")));
+        }
+    }
     let prefix = q.get("prefix").unwrap_or("");
     let mut out = Vec::new();
+    let mut denied = false;
     let mut page_no = 1;
     loop {
         let page = match st.config.search(&filter, page_no, PAGE, ReadConsistency::Local).await {
@@ -88,6 +105,10 @@ pub(super) async fn export(st: &AppState, q: &ConsulQuery) -> Response {
         };
         let last = page_no >= page.pages_available();
         for (k, item) in page.items {
+            if !acl.config_allowed(&k.namespace, false) {
+                denied = true;
+                continue;
+            }
             let key = format!("{}/{}/{}", k.namespace, k.group, k.data_id);
             if key.starts_with(prefix) {
                 let value = base64::engine::general_purpose::STANDARD.encode(item.content.as_bytes());
@@ -99,7 +120,9 @@ pub(super) async fn export(st: &AppState, q: &ConsulQuery) -> Response {
         }
         page_no += 1;
     }
-    Json(out).into_response()
+    let mut r = Json(out).into_response();
+    acl.mark_filtered(&mut r, denied);
+    r
 }
 
 #[derive(Deserialize, Default)]
@@ -115,7 +138,10 @@ fn failure(data_id: &str, group: &str, reason: String) -> ImportFailure {
 
 /// `PUT /v1/kv/import[?namespaceId=][&policy=]`: the export's JSON array back into configs;
 /// `namespaceId` replaces the namespace of every key.
-pub(super) async fn import(st: &AppState, q: &ConsulQuery, headers: &HeaderMap, body: Body) -> Response {
+pub(super) async fn import(st: &AppState, acl: &Acl, q: &ConsulQuery, headers: &HeaderMap, body: Body) -> Response {
+    if let Err(r) = acl.config_gate() {
+        return r;
+    }
     let run = async {
         let policy = ImportPolicy::parse(q.get("policy"))?;
         let body = super::kv::read_body(headers, body, MAX_IMPORT_BYTES)
@@ -154,6 +180,9 @@ pub(super) async fn import(st: &AppState, q: &ConsulQuery, headers: &HeaderMap, 
                 ..Default::default()
             };
             list.push(item);
+        }
+        if let Some(ns) = by_ns.keys().find(|ns| !acl.config_allowed(ns, true)) {
+            return Err(DomainError::Forbidden(format!("no permission to write the configs of namespace {ns}")));
         }
         // ABORT imports nothing if any config exists, across every namespace of the request.
         if policy == ImportPolicy::Abort && by_ns.len() > 1 {

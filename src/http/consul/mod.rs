@@ -1,15 +1,20 @@
 //! The Consul HTTP API (`/v1/...`), served on the main port and on the dedicated Consul port.
 //! Shared conventions live here: query parsing (presence flags, Go booleans and durations),
 //! Go-style JSON bodies (case-insensitive keys, snake_case aliases, null = absent), plain-text
-//! errors with Consul's status codes, and the agent's own identity.
+//! errors with Consul's status codes, and the agent's own identity. Every route is reached
+//! through the ACL gate (`authz`).
 //!
 //! Handlers return axum's `Response` as their error (the reply Consul gives), which clippy finds
 //! large; it is built once per failed request, so boxing would buy nothing.
 #![allow(clippy::result_large_err)]
 
+pub mod acl;
 pub mod agent;
+pub mod authz;
 pub mod blocking;
+pub mod caller;
 pub mod catalog;
+pub mod defs;
 pub mod event;
 pub mod filter;
 pub mod health;
@@ -18,22 +23,57 @@ pub mod kv_export;
 pub mod selfinfo;
 pub mod session;
 pub mod txn;
+pub mod vet;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use axum::extract::DefaultBodyLimit;
+use axum::extract::Request;
+use axum::extract::State;
 use axum::http::header;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::response::Response;
+use axum::routing::any;
 use axum::Router;
 use serde_json::Map;
 use serde_json::Value;
 
 use super::AppState;
 
+/// The Consul API behind its ACL gate: one route takes every `/v1/...` path no other route of
+/// the server matches and hands it, once the gate let it through, to the Consul routes proper.
+/// The router is served with one `AppState`, so the first request binds the inner routes and the
+/// ACL service to it. The gate passes the request on with fresh extensions (this route's path
+/// parameter would be added to the inner routes' own), so the inner routes set their own body
+/// limit.
 pub fn routes() -> Router<AppState> {
+    type Bound = (crate::domain::consul_acl::ConsulAcl, String, Router);
+    let bound: Arc<OnceLock<Bound>> = Arc::default();
+    let entry = move |State(st): State<AppState>, req: Request| {
+        let bound = bound.clone();
+        async move {
+            let (acl, agent, inner) = bound
+                .get_or_init(|| {
+                    let acl = crate::domain::consul_acl::ConsulAcl::new(st.auth.clone(), st.acl_default_allow);
+                    let agent = crate::domain::consul_view::local_node(&st.node).name;
+                    let inner = inner_routes().layer(DefaultBodyLimit::max(st.max_body));
+                    (acl, agent, inner.with_state(st.clone()))
+                })
+                .clone();
+            authz::gate(acl, agent, inner, req).await
+        }
+    };
+    Router::new().route("/v1/{*path}", any(entry))
+}
+
+/// The Consul routes; reached only through the gate of [`routes`].
+fn inner_routes() -> Router<AppState> {
     Router::new()
+        .merge(acl::routes())
         .merge(selfinfo::routes())
         .merge(agent::routes())
         .merge(catalog::routes())
@@ -99,6 +139,27 @@ pub fn parse_go_bool(v: &str) -> Option<bool> {
 }
 
 pub use crate::domain::go_duration::parse_go_duration;
+
+/// Consul's 405 (`method X not allowed`, with `Allow`), and 200 with `Allow` for `OPTIONS`.
+pub async fn method_not_allowed(req: Request, next: axum::middleware::Next) -> Response {
+    let method = req.method().clone();
+    let r = next.run(req).await;
+    if r.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return r;
+    }
+    let (mut parts, _) = r.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if method == axum::http::Method::OPTIONS {
+        let allow = parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        parts.status = StatusCode::OK;
+        if let Ok(v) = format!("OPTIONS,{allow}").parse() {
+            parts.headers.insert(header::ALLOW, v);
+        }
+        return Response::from_parts(parts, axum::body::Body::empty());
+    }
+    parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    Response::from_parts(parts, axum::body::Body::from(format!("method {method} not allowed")))
+}
 
 /// A duration in a request body: a Go duration string or a number of nanoseconds.
 pub fn body_duration(v: &Value) -> Option<Duration> {

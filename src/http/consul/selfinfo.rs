@@ -1,6 +1,8 @@
 //! What a Consul client asks a server about itself: `/v1/agent/self`, `/v1/agent/members`,
-//! `/v1/catalog/datacenters` and `/v1/operator/raft/configuration`.
+//! `/v1/catalog/datacenters` and `/v1/operator/raft/configuration`. The gate checks agent read
+//! for `/agent/self` and operator read for the Raft configuration; members need node read.
 
+use axum::extract::Extension;
 use axum::extract::RawQuery;
 use axum::extract::State;
 use axum::response::IntoResponse;
@@ -10,6 +12,8 @@ use axum::Json;
 use axum::Router;
 use serde_json::json;
 
+use super::caller::Acl;
+use super::caller::Visible;
 use super::AgentNode;
 use super::ConsulQuery;
 use super::DATACENTER;
@@ -64,8 +68,13 @@ fn member(n: &AgentNode) -> serde_json::Value {
 }
 
 /// This node only: the other servers are Raft peers, listed by `/v1/status/peers`.
-async fn members(State(st): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!([member(&AgentNode::of(&st))]))
+async fn members(State(st): State<AppState>, Extension(acl): Extension<Acl>) -> Response {
+    let n = AgentNode::of(&st);
+    let v = Visible::new(&acl);
+    let list: Vec<serde_json::Value> = if v.node(&n.name) { vec![member(&n)] } else { vec![] };
+    let mut r = Json(list).into_response();
+    v.finish(&mut r);
+    r
 }
 
 async fn datacenters() -> Json<serde_json::Value> {

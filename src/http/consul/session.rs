@@ -1,12 +1,16 @@
 //! `/v1/session/*`: create, destroy, renew (PUT) and info, list, node (GET, blocking on the
 //! sessions table). A session is serialized as Consul does: `LockDelay` as integer
 //! nanoseconds (the Go client decodes a `time.Duration`), `TTL` as the string given.
+//!
+//! ACLs, as Consul: creating, renewing or destroying a session needs session write on its
+//! node; lists leave out the sessions the token may not read (session read on their node).
 
 // Handler helpers return the reply to send (axum's `Response`) as their error: it is large,
 // but only on a path that ends the request, so boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
 use axum::body::Bytes;
+use axum::extract::Extension;
 use axum::extract::Path;
 use axum::extract::RawQuery;
 use axum::extract::State;
@@ -23,10 +27,13 @@ use serde_json::Value;
 
 use super::blocking;
 use super::blocking::QueryOpts;
+use super::caller::Acl;
 use super::error;
 use super::kv::consul_error;
 use super::AgentNode;
 use super::ConsulQuery;
+use crate::domain::consul_acl::authorizer::Perm;
+use crate::domain::consul_acl::rules::Kind;
 use crate::domain::consul_session;
 use crate::domain::consul_session::SessionRequest;
 use crate::http::AppState;
@@ -45,7 +52,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/session/renew/", put(missing_session))
         .route("/v1/session/info/", get(missing_session))
         .route("/v1/session/node/", get(missing_node))
-        .layer(axum::middleware::from_fn(super::catalog::method_not_allowed))
+        .layer(axum::middleware::from_fn(super::method_not_allowed))
 }
 
 pub(super) fn session_json(s: &SessionItem) -> Value {
@@ -85,7 +92,12 @@ struct ServiceCheckBody {
     id: String,
 }
 
-async fn create(State(st): State<AppState>, RawQuery(raw): RawQuery, body: Bytes) -> Response {
+async fn create(
+    State(st): State<AppState>,
+    Extension(acl): Extension<Acl>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
     let q = ConsulQuery::parse(raw.as_deref());
     let run = async {
         super::check_enterprise_params(&q)?;
@@ -101,6 +113,7 @@ async fn create(State(st): State<AppState>, RawQuery(raw): RawQuery, body: Bytes
             service_checks: b.servicechecks.map(|v| v.into_iter().map(|c| c.id).collect()),
         };
         let item = consul_session::build(req, &AgentNode::of(&st).name).map_err(consul_error)?;
+        acl.check(Kind::Session, &item.node, Perm::Write)?;
         let id = consul_session::create(&st.node, item).await.map_err(consul_error)?;
         Ok::<Response, Response>(Json(json!({ "ID": id })).into_response())
     };
@@ -109,8 +122,24 @@ async fn create(State(st): State<AppState>, RawQuery(raw): RawQuery, body: Bytes
     }
 }
 
-async fn destroy(State(st): State<AppState>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
+/// Session write on the node of session `id` (an unknown session is the handler's to answer).
+fn may_write(st: &AppState, acl: &Acl, id: &str) -> Result<(), Response> {
+    match consul_session::get(&st.node, id).map_err(consul_error)? {
+        Some(s) => acl.check(Kind::Session, &s.node, Perm::Write),
+        None => Ok(()),
+    }
+}
+
+async fn destroy(
+    State(st): State<AppState>,
+    Extension(acl): Extension<Acl>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     if let Err(r) = super::check_enterprise_params(&ConsulQuery::parse(raw.as_deref())) {
+        return r;
+    }
+    if let Err(r) = may_write(&st, &acl, &id) {
         return r;
     }
     match consul_session::destroy(&st.node, &id).await {
@@ -119,8 +148,16 @@ async fn destroy(State(st): State<AppState>, Path(id): Path<String>, RawQuery(ra
     }
 }
 
-async fn renew(State(st): State<AppState>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
+async fn renew(
+    State(st): State<AppState>,
+    Extension(acl): Extension<Acl>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     if let Err(r) = super::check_enterprise_params(&ConsulQuery::parse(raw.as_deref())) {
+        return r;
+    }
+    if let Err(r) = may_write(&st, &acl, &id) {
         return r;
     }
     match consul_session::renew(&st.node, &id).await {
@@ -137,33 +174,52 @@ async fn missing_node() -> Response {
     error(StatusCode::BAD_REQUEST, "Missing node name")
 }
 
-/// A blocking read of sessions selected by `pick`; `[]` when none.
-async fn read(st: &AppState, raw: Option<&str>, pick: impl Fn(&SessionItem) -> bool) -> Response {
+/// A blocking read of sessions selected by `pick` and readable by the token; `[]` when none.
+async fn read(st: &AppState, acl: &Acl, raw: Option<&str>, pick: impl Fn(&SessionItem) -> bool) -> Response {
     let q = ConsulQuery::parse(raw);
     let opts = match QueryOpts::parse(&q) {
         Ok(o) => o,
         Err(r) => return r,
     };
+    let mut filtered = false;
     let res = blocking::run(st, &opts, Table::Sessions, || {
         let index = st.node.sm.table_index(Table::Sessions);
         let all = consul_session::list(&st.node).map_err(consul_error)?;
-        Ok((all.iter().filter(|s| pick(s)).map(session_json).collect::<Vec<_>>(), index))
+        let picked: Vec<&SessionItem> = all.iter().filter(|s| pick(s)).collect();
+        let shown: Vec<Value> =
+            picked.iter().filter(|s| acl.allows(Kind::Session, &s.node, Perm::Read)).map(|s| session_json(s)).collect();
+        filtered = shown.len() < picked.len();
+        Ok((shown, index))
     })
     .await;
     match res {
-        Ok((list, meta)) => meta.json(&list),
+        Ok((list, meta)) => {
+            let mut r = meta.json(&list);
+            acl.mark_filtered(&mut r, filtered);
+            r
+        }
         Err(r) => r,
     }
 }
 
-async fn info(State(st): State<AppState>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
-    read(&st, raw.as_deref(), |s| s.id == id).await
+async fn info(
+    State(st): State<AppState>,
+    Extension(acl): Extension<Acl>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    read(&st, &acl, raw.as_deref(), |s| s.id == id).await
 }
 
-async fn by_node(State(st): State<AppState>, Path(node): Path<String>, RawQuery(raw): RawQuery) -> Response {
-    read(&st, raw.as_deref(), |s| s.node.eq_ignore_ascii_case(&node)).await
+async fn by_node(
+    State(st): State<AppState>,
+    Extension(acl): Extension<Acl>,
+    Path(node): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    read(&st, &acl, raw.as_deref(), |s| s.node.eq_ignore_ascii_case(&node)).await
 }
 
-async fn list(State(st): State<AppState>, RawQuery(raw): RawQuery) -> Response {
-    read(&st, raw.as_deref(), |_| true).await
+async fn list(State(st): State<AppState>, Extension(acl): Extension<Acl>, RawQuery(raw): RawQuery) -> Response {
+    read(&st, &acl, raw.as_deref(), |_| true).await
 }

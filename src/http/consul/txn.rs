@@ -4,12 +4,18 @@
 //! on this node like a read (consistency modes honoured, no `X-Consul-Index`); any other goes
 //! through Raft as one entry. 200 `{"Results":[...],"Errors":null}` on success, 409
 //! `{"Results":null,"Errors":[...]}` with every failure otherwise.
+//!
+//! ACLs, as Consul checks them before running anything: `check-index` and `check-session` need
+//! key read, `delete-tree` write on every key under its prefix, other changes (and
+//! `check-not-exists`) key write; a denied operation fails the transaction with a 409 naming
+//! it. Gets are filtered on the way out: results for keys the token may not read are left out.
 
 // Handler helpers return the reply to send (axum's `Response`) as their error: it is large,
 // but only on a path that ends the request, so boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
 use axum::body::Body;
+use axum::extract::Extension;
 use axum::extract::RawQuery;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -26,11 +32,14 @@ use serde_json::Value;
 
 use super::blocking;
 use super::blocking::QueryOpts;
+use super::caller::Acl;
 use super::error;
 use super::kv::consul_error;
 use super::kv::dir_entry;
 use super::kv::read_body;
 use super::ConsulQuery;
+use crate::domain::consul_acl::authorizer::Perm;
+use crate::domain::consul_acl::rules::Kind;
 use crate::domain::consul_kv;
 use crate::domain::consul_kv::TxnItem;
 use crate::http::AppState;
@@ -40,7 +49,7 @@ use crate::state_machine::consul::TxnVerb;
 use crate::state_machine::tables::Table;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/txn", put(txn)).layer(axum::middleware::from_fn(super::catalog::method_not_allowed))
+    Router::new().route("/v1/txn", put(txn)).layer(axum::middleware::from_fn(super::method_not_allowed))
 }
 
 /// One KV operation as sent (normalized keys: `Verb`, `Key`, `Value`, `Flags`, `Index`,
@@ -126,6 +135,31 @@ fn parse(body: &[u8]) -> Result<Vec<TxnItem>, Response> {
     Ok(items)
 }
 
+/// Consul's pre-check: one error per operation the token may not run.
+fn denied(acl: &Acl, items: &[TxnItem]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (i, op) in items.iter().enumerate() {
+        let Ok(op) = op else { continue };
+        let (ok, perm) = match op.verb {
+            TxnVerb::Get | TxnVerb::GetOrEmpty | TxnVerb::GetTree => (true, Perm::Read),
+            TxnVerb::CheckIndex | TxnVerb::CheckSession => (acl.allows(Kind::Key, &op.key, Perm::Read), Perm::Read),
+            TxnVerb::DeleteTree => (acl.key_write_prefix(&op.key), Perm::Write),
+            _ => (acl.allows(Kind::Key, &op.key, Perm::Write), Perm::Write),
+        };
+        if !ok {
+            let what = super::caller::denied_text(&acl.identity().accessor_id, Kind::Key, &op.key, perm);
+            out.push(json!({"OpIndex": i, "What": what}));
+        }
+    }
+    out
+}
+
+/// Leaves out the results of keys the token may not read.
+fn visible(acl: &Acl, mut r: TxnReply) -> TxnReply {
+    r.results.retain(|x| acl.allows(Kind::Key, &x.key, Perm::Read));
+    r
+}
+
 fn reply_json(r: &TxnReply) -> Response {
     if r.errors.is_empty() {
         let results: Vec<Value> = r.results.iter().map(|x| json!({"KV": dir_entry(&x.key, &x.entry)})).collect();
@@ -136,7 +170,13 @@ fn reply_json(r: &TxnReply) -> Response {
     }
 }
 
-async fn txn(State(st): State<AppState>, RawQuery(raw): RawQuery, headers: HeaderMap, body: Body) -> Response {
+async fn txn(
+    State(st): State<AppState>,
+    Extension(acl): Extension<Acl>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let q = ConsulQuery::parse(raw.as_deref());
     let run = async {
         let opts = QueryOpts::parse(&q)?;
@@ -145,13 +185,17 @@ async fn txn(State(st): State<AppState>, RawQuery(raw): RawQuery, headers: Heade
             .await
             .map_err(|_| too_large(format!("Request body too large, max size: {max} bytes")))?;
         let items = parse(&body)?;
+        let refused = denied(&acl, &items);
+        if !refused.is_empty() {
+            return Ok((StatusCode::CONFLICT, Json(json!({"Results": null, "Errors": refused}))).into_response());
+        }
         if consul_kv::txn_is_read(&items) {
             let once = QueryOpts { index: 0, ..opts };
             let (reply, meta) = blocking::run(&st, &once, Table::Kv, || {
                 Ok((consul_kv::txn_read(&st.node, &items).map_err(consul_error)?, 0))
             })
             .await?;
-            let mut r = reply_json(&reply);
+            let mut r = reply_json(&visible(&acl, reply));
             let mut h = meta.headers();
             h.remove("X-Consul-Index");
             r.headers_mut().extend(h);
@@ -159,7 +203,7 @@ async fn txn(State(st): State<AppState>, RawQuery(raw): RawQuery, headers: Heade
         }
         let ops: Vec<TxnOp> = items.into_iter().filter_map(Result::ok).collect();
         let reply = consul_kv::txn_write(&st.node, ops).await.map_err(consul_error)?;
-        Ok::<Response, Response>(reply_json(&reply))
+        Ok::<Response, Response>(reply_json(&visible(&acl, reply)))
     };
     match run.await {
         Ok(r) | Err(r) => r,
