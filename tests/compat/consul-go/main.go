@@ -2,7 +2,10 @@
 // pinned in go.mod) against running Batata nodes, following the compat scenario contract shared by
 // all tests/compat/<lang>/ programs (PASS/FAIL lines, deadlines; see tests/compat/README.md).
 //
-// Usage: compat-consul-go consul <host:port[,host:port...]>
+// Usage: compat-consul-go consul|acl <host:port[,host:port...]>
+//
+// Scenario "consul" exercises the API; "acl" (acl.go) runs against a server with ACLs on and not
+// yet bootstrapped: bootstrap, a policy and a token, and the token's limits.
 //
 // The addresses are Batata's HTTP addresses; the Consul API is http://<addr>/v1/... Client A talks
 // only to the first address, client B only to the last one, so on a cluster every step crosses
@@ -11,7 +14,9 @@
 // COMPAT_NACOS_DISABLED_SERVICE, a service whose Nacos instance is disabled) names a service
 // registered beforehand by a Nacos client (step nacos_visible, skipped when unset);
 // COMPAT_STEPS=a,b,... runs only those steps
-// (for debugging; the default is every step).
+// (for debugging; the default is every step); CONSUL_HTTP_TOKEN is the token the "consul"
+// scenario's clients send (as the Go client's own environment setting: with auth on, a Consul ACL
+// token or a Nacos access token).
 //
 // stdout carries only "PASS <step>" / "FAIL <step>: <why>" lines; progress notes go to stderr.
 package main
@@ -187,11 +192,18 @@ func parseAddrs(arg string) ([]string, error) {
 	return out, nil
 }
 
-// newClient builds a client for one address. Nothing is taken from the CONSUL_* environment.
+// newClient builds a client for one address, with the token of CONSUL_HTTP_TOKEN (if set).
+// Nothing else is taken from the CONSUL_* environment.
 func newClient(addr string) *api.Client {
+	return newClientToken(addr, os.Getenv("CONSUL_HTTP_TOKEN"))
+}
+
+// newClientToken builds a client for one address that sends token ("" = none).
+func newClientToken(addr, token string) *api.Client {
 	cfg := &api.Config{
 		Address:   addr,
 		Scheme:    "http",
+		Token:     token,
 		Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 16, IdleConnTimeout: 30 * time.Second},
 	}
 	c, err := api.NewClient(cfg)
@@ -207,7 +219,7 @@ func main() {
 
 	rep.begin("args")
 	if len(os.Args) != 3 {
-		rep.fail("args", "usage: compat-consul-go consul <host:port[,host:port...]>")
+		rep.fail("args", "usage: compat-consul-go consul|acl <host:port[,host:port...]>")
 	}
 	scenario := os.Args[1]
 	addrs, err := parseAddrs(os.Args[2])
@@ -236,8 +248,10 @@ func main() {
 	switch scenario {
 	case "consul":
 		runConsul(e)
+	case "acl":
+		runACL(e)
 	default:
-		rep.fail("args", "unknown scenario %q (want consul)", scenario)
+		rep.fail("args", "unknown scenario %q (want consul or acl)", scenario)
 	}
 
 	rep.mu.Lock()

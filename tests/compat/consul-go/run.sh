@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Usage: run.sh consul <host:port[,host:port...]>
-# Runs the Consul compatibility scenario with the official Consul Go client
+# Usage: run.sh consul|acl <host:port[,host:port...]>
+# Runs a Consul compatibility scenario ("acl": against a server with ACLs on, not yet
+# bootstrapped) with the official Consul Go client
 # (github.com/hashicorp/consul/api) against Batata's Consul HTTP API (http://<addr>/v1/...).
 # Env: COMPAT_PREFIX (key / service name prefix), COMPAT_NACOS_SERVICE, COMPAT_NACOS_INSTANCE,
-# COMPAT_NACOS_META, COMPAT_NACOS_DISABLED_SERVICE (step nacos_visible), COMPAT_STEPS (run only these steps; debugging).
+# COMPAT_NACOS_META, COMPAT_NACOS_DISABLED_SERVICE (step nacos_visible), COMPAT_STEPS (run only these steps; debugging),
+# CONSUL_HTTP_TOKEN (the token the "consul" scenario sends).
 # stdout: PASS/FAIL lines only.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 if [ $# -ne 2 ]; then
-    echo "FAIL args: usage: run.sh consul <host:port[,host:port...]>"
+    echo "FAIL args: usage: run.sh consul|acl <host:port[,host:port...]>"
     exit 1
 fi
 
