@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 
 use axum::extract::ConnectInfo;
 use axum::extract::Request;
-use axum::http::Extensions;
 use axum::http::header::HeaderValue;
+use axum::http::Extensions;
 use axum::http::HeaderMap;
 use axum::http::Method;
 use axum::http::StatusCode;
