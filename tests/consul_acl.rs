@@ -341,6 +341,7 @@ async fn the_consul_config_export_needs_the_nacos_export_permissions() {
 }
 
 /// Needs `/v1/snapshot` layered with `consul::authz::management_guard` in `src/http/mod.rs`.
+/// Both requests carry the cluster secret (the snapshot's own guard): only the token differs.
 #[tokio::test]
 #[ignore = "the snapshot route is wired in src/http/mod.rs, outside the Consul router"]
 async fn snapshot_needs_a_management_token() {
@@ -348,6 +349,13 @@ async fn snapshot_needs_a_management_token() {
     let n = start(dir.path(), true, &[]).await;
     let mgmt = bootstrap(&n).await;
     let kv = token_with(&n, &mgmt, "kv-all", r#"key_prefix "" { policy = "write" }"#).await;
-    assert_eq!(get(&n, "/v1/snapshot", Some(&kv)).await.status, 403);
-    assert_eq!(get(&n, "/v1/snapshot", Some(&mgmt)).await.status, 200);
+    let snapshot = |token: &str| {
+        client()
+            .get(n.url("/v1/snapshot"))
+            .header("X-Batata-Cluster-Secret", common::SECRET)
+            .header("X-Consul-Token", token)
+            .send()
+    };
+    assert_eq!(snapshot(&kv).await.unwrap().status(), 403);
+    assert_eq!(snapshot(&mgmt).await.unwrap().status(), 200);
 }
