@@ -230,8 +230,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         sdk_config_listeners: sdk.config_listeners.clone(),
         naming: sdk.naming.service.clone(),
         sdk_naming: sdk.naming.clone(),
-        auth,
-        acl_default_allow: settings.consul_acl_default_policy == crate::settings::AclDefault::Allow,
+        auth: auth.clone(),
+        consul_acl: crate::domain::consul_acl::ConsulAcl::new(
+            auth.clone(),
+            settings.consul_acl_default_policy == crate::settings::AclDefault::Allow,
+        ),
         max_body: settings.max_body_bytes,
     };
     let router = crate::http::router(state, &settings.context_path);

@@ -340,10 +340,8 @@ async fn the_consul_config_export_needs_the_nacos_export_permissions() {
     assert_eq!(r.text().await.unwrap(), "password: hunter2", "the refused import changed nothing");
 }
 
-/// Needs `/v1/snapshot` layered with `consul::authz::management_guard` in `src/http/mod.rs`.
 /// Both requests carry the cluster secret (the snapshot's own guard): only the token differs.
 #[tokio::test]
-#[ignore = "the snapshot route is wired in src/http/mod.rs, outside the Consul router"]
 async fn snapshot_needs_a_management_token() {
     let dir = tempfile::tempdir().unwrap();
     let n = start(dir.path(), true, &[]).await;

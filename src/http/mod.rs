@@ -53,8 +53,8 @@ pub struct AppState {
     /// The SDK port's naming state on this node (subscriber gauge).
     pub sdk_naming: Arc<crate::grpc::nacos::naming::Naming>,
     pub auth: crate::domain::auth::AuthService,
-    /// Consul ACL default policy (`consul.acl.default-policy`) is `allow`.
-    pub acl_default_allow: bool,
+    /// Consul ACLs (on exactly when auth is), with their compiled-policy cache.
+    pub consul_acl: crate::domain::consul_acl::ConsulAcl,
     /// Largest request body (`server.max-body-bytes`).
     pub max_body: usize,
 }
@@ -81,11 +81,18 @@ pub fn router(state: AppState, context_path: &str) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::nacos_guard))
         .layer(DefaultBodyLimit::max(max_body));
     // A snapshot may be far larger than an API request.
+    // A snapshot holds everything: the cluster secret and, with ACLs on, a management token.
+    let management = axum::middleware::from_fn_with_state(state.clone(), consul::authz::management_guard);
     let consul = Router::new()
         .merge(ops::consul_routes())
-        .merge(consul::routes())
+        .merge(consul::routes(&state))
         .layer(DefaultBodyLimit::max(max_body))
-        .merge(snapshot::routes().route_layer(guard).layer(DefaultBodyLimit::max(MAX_SNAPSHOT_UPLOAD)));
+        .merge(
+            snapshot::routes()
+                .route_layer(guard)
+                .route_layer(management)
+                .layer(DefaultBodyLimit::max(MAX_SNAPSHOT_UPLOAD)),
+        );
     let app =
         if context_path == "/" { nacos.merge(consul) } else { Router::new().nest(context_path, nacos).merge(consul) };
     app.layer(CatchPanicLayer::new()).with_state(state)

@@ -8,18 +8,14 @@
 //! With ACLs off (Nacos auth off) every request passes with an allow-all `Acl` and `/v1/acl/*`
 //! answer Consul's 401 `ACL support disabled`.
 
-use std::net::SocketAddr;
-
-use axum::extract::ConnectInfo;
 use axum::extract::Request;
+use axum::extract::State;
 use axum::http::header::HeaderValue;
-use axum::http::Extensions;
 use axum::http::HeaderMap;
 use axum::http::Method;
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::Response;
-use axum::Router;
-use tower::ServiceExt;
 
 use super::caller::denied_text;
 use super::caller::Acl;
@@ -29,6 +25,7 @@ use crate::domain::consul_acl::authorizer::Perm;
 use crate::domain::consul_acl::rules::Kind;
 use crate::domain::consul_acl::ConsulAcl;
 use crate::domain::DomainError;
+use crate::http::AppState;
 
 /// What a route needs before its handler runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,15 +133,15 @@ fn forbidden(e: DomainError) -> Response {
 }
 
 /// Runs the request through the table and on to `inner` (the Consul routes, state applied).
-pub async fn gate(acl: ConsulAcl, agent: String, inner: Router, req: Request) -> Response {
+pub async fn gate(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let acl = &st.consul_acl;
     let default = if acl.default_allow() { "allow" } else { "deny" };
-    let mut r = check(acl, &agent, inner, req).await;
+    let mut r = check(acl, st.node.id, req, next).await;
     r.headers_mut().insert("X-Consul-Default-ACL-Policy", HeaderValue::from_static(default));
     r
 }
 
-async fn check(acl: ConsulAcl, agent: &str, inner: Router, req: Request) -> Response {
-    let mut req = fresh(req);
+async fn check(acl: &ConsulAcl, node_id: u64, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     if !acl.enabled() {
         if path.starts_with("/v1/acl/") {
@@ -155,10 +152,12 @@ async fn check(acl: ConsulAcl, agent: &str, inner: Router, req: Request) -> Resp
             Err(e) => return forbidden(e),
         };
         req.extensions_mut().insert(Acl::new(who, None));
-        return run(inner, req).await;
+        return next.run(req).await;
     }
     let q = ConsulQuery::parse(req.uri().query());
-    let need = classify(req.method(), &path, &q, agent);
+    // This server's agent name, as `consul_view::server_node` names it.
+    let agent = format!("batata-{node_id}");
+    let need = classify(req.method(), &path, &q, &agent);
     let secret = if need == Need::Open { None } else { token_of(&q, req.headers()) };
     let who = match acl.resolve(secret) {
         Ok(w) => Acl::new(w, Some(acl.clone())),
@@ -179,17 +178,13 @@ async fn check(acl: ConsulAcl, agent: &str, inner: Router, req: Request) -> Resp
         tracing::info!(target: "audit", accessor = %who.accessor(), method = %req.method(), %path, "consul: write");
     }
     req.extensions_mut().insert(who);
-    run(inner, req).await
+    next.run(req).await
 }
 
 /// For a route served outside the Consul router that needs management with ACLs on
-/// (`/v1/snapshot`): `route_layer(from_fn_with_state(state, consul::authz::management_guard))`.
-pub async fn management_guard(
-    axum::extract::State(st): axum::extract::State<crate::http::AppState>,
-    req: Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let acl = ConsulAcl::new(st.auth.clone(), st.acl_default_allow);
+/// (`/v1/snapshot`).
+pub async fn management_guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let acl = &st.consul_acl;
     if !acl.enabled() {
         return next.run(req).await;
     }
@@ -202,25 +197,6 @@ pub async fn management_guard(
         return error(StatusCode::FORBIDDEN, denied_text(&who.accessor_id, Kind::Acl, "", Perm::Write));
     }
     next.run(req).await
-}
-
-/// The request with none of the outer route's extensions (axum adds the inner routes' path
-/// parameters to the outer route's), but the peer address.
-fn fresh(req: Request) -> Request {
-    let (mut parts, body) = req.into_parts();
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().cloned();
-    parts.extensions = Extensions::new();
-    if let Some(p) = peer {
-        parts.extensions.insert(p);
-    }
-    Request::from_parts(parts, body)
-}
-
-async fn run(inner: Router, req: Request) -> Response {
-    match inner.oneshot(req).await {
-        Ok(r) => r,
-        Err(never) => match never {},
-    }
 }
 
 #[cfg(test)]

@@ -26,52 +26,22 @@ pub mod txn;
 pub mod vet;
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
 use axum::extract::Request;
-use axum::extract::State;
 use axum::http::header;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::response::Response;
-use axum::routing::any;
 use axum::Router;
 use serde_json::Map;
 use serde_json::Value;
 
 use super::AppState;
 
-/// The Consul API behind its ACL gate: one route takes every `/v1/...` path no other route of
-/// the server matches and hands it, once the gate let it through, to the Consul routes proper.
-/// The router is served with one `AppState`, so the first request binds the inner routes and the
-/// ACL service to it. The gate passes the request on with fresh extensions (this route's path
-/// parameter would be added to the inner routes' own), so the inner routes set their own body
-/// limit.
-pub fn routes() -> Router<AppState> {
-    type Bound = (crate::domain::consul_acl::ConsulAcl, String, Router);
-    let bound: Arc<OnceLock<Bound>> = Arc::default();
-    let entry = move |State(st): State<AppState>, req: Request| {
-        let bound = bound.clone();
-        async move {
-            let (acl, agent, inner) = bound
-                .get_or_init(|| {
-                    let acl = crate::domain::consul_acl::ConsulAcl::new(st.auth.clone(), st.acl_default_allow);
-                    let agent = crate::domain::consul_view::local_node(&st.node).name;
-                    let inner = inner_routes().layer(DefaultBodyLimit::max(st.max_body));
-                    (acl, agent, inner.with_state(st.clone()))
-                })
-                .clone();
-            authz::gate(acl, agent, inner, req).await
-        }
-    };
-    Router::new().route("/v1/{*path}", any(entry))
-}
-
-/// The Consul routes; reached only through the gate of [`routes`].
-fn inner_routes() -> Router<AppState> {
+/// The Consul routes, every one behind the ACL gate (`authz::gate`), which runs before any
+/// handler and hands the caller to them.
+pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(acl::routes())
         .merge(selfinfo::routes())
@@ -82,6 +52,7 @@ fn inner_routes() -> Router<AppState> {
         .merge(txn::routes())
         .merge(session::routes())
         .merge(event::routes())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), authz::gate))
 }
 
 /// The datacenter this server belongs to.
