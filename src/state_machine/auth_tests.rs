@@ -1,49 +1,22 @@
 //! Pure apply tests of the security state: users, bindings, permissions, the race-safe first
 //! admin, Consul ACL bootstrap-once and token/policy invariants. Refused commands write nothing.
 
-use openraft::impls::leader_id_adv::LeaderId;
-use openraft::EntryPayload;
-
-use super::apply::apply_entry;
 use super::auth::*;
 use super::auth_store;
 use super::command::*;
 use super::tables;
-use super::AppliedState;
-use crate::raft::types::Entry;
-use crate::raft::types::LogId;
 
-struct Sm {
-    _dir: tempfile::TempDir,
-    db: rocksdb::DB,
-    st: AppliedState,
-    index: u64,
-}
+use super::test_sm::TestSm as Sm;
 
 impl Sm {
-    fn new() -> Sm {
-        let dir = tempfile::tempdir().unwrap();
-        let db = super::open_db(&dir.path().join("sm")).unwrap();
-        Sm { _dir: dir, db, st: AppliedState::default(), index: 0 }
-    }
-
-    fn apply(&mut self, cmd: AuthCmd) -> Applied {
-        self.index += 1;
-        let e = Entry {
-            log_id: LogId::new(LeaderId { term: 1, node_id: 1 }, self.index),
-            payload: EntryPayload::Normal(LogEntry {
-                time_ms: 1000 * self.index,
-                request_id: None,
-                cmd: Command::Auth(cmd),
-            }),
-        };
-        let (a, changes) = apply_entry(&self.db, &e, &mut self.st).unwrap();
+    fn auth(&mut self, cmd: AuthCmd) -> Applied {
+        let (a, changes) = self.entry(Command::Auth(cmd));
         let bumped = changes.contains(&Change::ConsulTable { table: tables::Table::Acl });
         assert_eq!(bumped, matches!(a, Applied::Ok { .. }), "only a successful command moves the Acl index: {a:?}");
         a
     }
 
-    fn state(&self) -> AuthState {
+    fn auth_state(&self) -> AuthState {
         auth_store::load(&self.db).unwrap()
     }
 }
@@ -55,38 +28,38 @@ fn user(name: &str) -> AuthCmd {
 #[test]
 fn users_roles_and_permissions() {
     let mut sm = Sm::new();
-    assert!(matches!(sm.apply(user("alice")), Applied::Ok { .. }));
-    assert_eq!(sm.apply(user("alice")), Applied::AlreadyExists);
+    assert!(matches!(sm.auth(user("alice")), Applied::Ok { .. }));
+    assert_eq!(sm.auth(user("alice")), Applied::AlreadyExists);
     let bind = AuthCmd::BindRole { role: "dev".into(), username: "alice".into() };
-    assert!(matches!(sm.apply(bind.clone()), Applied::Ok { .. }));
-    assert_eq!(sm.apply(bind), Applied::AlreadyExists);
-    assert_eq!(sm.apply(AuthCmd::BindRole { role: "dev".into(), username: "ghost".into() }), Applied::NotFound);
+    assert!(matches!(sm.auth(bind.clone()), Applied::Ok { .. }));
+    assert_eq!(sm.auth(bind), Applied::AlreadyExists);
+    assert_eq!(sm.auth(AuthCmd::BindRole { role: "dev".into(), username: "ghost".into() }), Applied::NotFound);
     let perm = AuthCmd::AddPermission { role: "dev".into(), resource: "ns1:*:*".into(), action: "rw".into() };
-    assert!(matches!(sm.apply(perm), Applied::Ok { .. }));
-    let st = sm.state();
+    assert!(matches!(sm.auth(perm), Applied::Ok { .. }));
+    let st = sm.auth_state();
     assert_eq!(st.bindings, vec![("alice".to_string(), "dev".to_string())]);
     assert_eq!(st.permissions, vec![("dev".into(), "ns1:*:*".into(), "rw".into())]);
 
     let set = AuthCmd::SetPassword { username: "alice".into(), password_hash: "h2".into() };
-    assert!(matches!(sm.apply(set), Applied::Ok { .. }));
-    let alice = sm.state().users["alice"].clone();
+    assert!(matches!(sm.auth(set), Applied::Ok { .. }));
+    let alice = sm.auth_state().users["alice"].clone();
     assert_eq!((alice.password_hash.as_str(), alice.password_time_ms, alice.create_time_ms), ("h2", 7000, 1000));
 
     // Deleting a user drops its bindings; deleting a role drops its permissions.
-    assert!(matches!(sm.apply(AuthCmd::DeleteUser { username: "alice".into() }), Applied::Ok { .. }));
-    assert!(sm.state().bindings.is_empty() && sm.state().users.is_empty());
-    assert_eq!(sm.apply(AuthCmd::DeleteUser { username: "alice".into() }), Applied::NotFound);
-    assert!(matches!(sm.apply(AuthCmd::UnbindRole { role: "dev".into(), username: None }), Applied::Ok { .. }));
-    assert!(sm.state().permissions.is_empty());
+    assert!(matches!(sm.auth(AuthCmd::DeleteUser { username: "alice".into() }), Applied::Ok { .. }));
+    assert!(sm.auth_state().bindings.is_empty() && sm.auth_state().users.is_empty());
+    assert_eq!(sm.auth(AuthCmd::DeleteUser { username: "alice".into() }), Applied::NotFound);
+    assert!(matches!(sm.auth(AuthCmd::UnbindRole { role: "dev".into(), username: None }), Applied::Ok { .. }));
+    assert!(sm.auth_state().permissions.is_empty());
 }
 
 #[test]
 fn first_admin_is_created_once() {
     let mut sm = Sm::new();
-    assert!(matches!(sm.apply(AuthCmd::InitAdmin { password_hash: "a".into() }), Applied::Ok { .. }));
+    assert!(matches!(sm.auth(AuthCmd::InitAdmin { password_hash: "a".into() }), Applied::Ok { .. }));
     // A second initializer (another node, the HTTP endpoint) loses the race and changes nothing.
-    assert_eq!(sm.apply(AuthCmd::InitAdmin { password_hash: "b".into() }), Applied::AlreadyExists);
-    let st = sm.state();
+    assert_eq!(sm.auth(AuthCmd::InitAdmin { password_hash: "b".into() }), Applied::AlreadyExists);
+    let st = sm.auth_state();
     assert_eq!(st.users[ADMIN_USER].password_hash, "a");
     assert_eq!(st.bindings, vec![(ADMIN_USER.to_string(), ROLE_ADMIN.to_string())]);
 }
@@ -120,36 +93,36 @@ fn token(accessor: &str, secret: &str, policies: &[&str]) -> AclToken {
 fn acl_bootstrap_once_and_token_invariants() {
     let mut sm = Sm::new();
     let boot = AuthCmd::AclBootstrap { accessor_id: "acc".into(), secret_id: "sec".into() };
-    assert!(matches!(sm.apply(boot.clone()), Applied::Ok { .. }));
-    match sm.apply(boot) {
+    assert!(matches!(sm.auth(boot.clone()), Applied::Ok { .. }));
+    match sm.auth(boot) {
         Applied::Rejected { reason } => assert!(reason.contains("no longer allowed (reset index: 1)"), "{reason}"),
         other => panic!("second bootstrap: {other:?}"),
     }
-    let st = sm.state();
+    let st = sm.auth_state();
     assert_eq!(st.acl_bootstrap_index, Some(1));
     assert_eq!(st.tokens[0].policies, vec![GLOBAL_MANAGEMENT_ID.to_string()]);
-    assert!(matches!(sm.apply(AuthCmd::AclPolicyDelete { id: GLOBAL_MANAGEMENT_ID.into() }), Applied::Rejected { .. }));
+    assert!(matches!(sm.auth(AuthCmd::AclPolicyDelete { id: GLOBAL_MANAGEMENT_ID.into() }), Applied::Rejected { .. }));
 
-    assert!(matches!(sm.apply(AuthCmd::AclPolicyPut { policy: policy("p1", "ro"), create: true }), Applied::Ok { .. }));
+    assert!(matches!(sm.auth(AuthCmd::AclPolicyPut { policy: policy("p1", "ro"), create: true }), Applied::Ok { .. }));
     // Names are unique; a token's policies must exist; secrets are unique; secrets never change.
     assert!(matches!(
-        sm.apply(AuthCmd::AclPolicyPut { policy: policy("p2", "ro"), create: true }),
+        sm.auth(AuthCmd::AclPolicyPut { policy: policy("p2", "ro"), create: true }),
         Applied::Rejected { .. }
     ));
     let bad = AuthCmd::AclTokenPut { token: token("t1", "s1", &["nope"]), create: true };
-    assert!(matches!(sm.apply(bad), Applied::Rejected { .. }));
+    assert!(matches!(sm.auth(bad), Applied::Rejected { .. }));
     let dup = AuthCmd::AclTokenPut { token: token("t1", "sec", &["p1"]), create: true };
-    assert!(matches!(sm.apply(dup), Applied::Rejected { .. }));
+    assert!(matches!(sm.auth(dup), Applied::Rejected { .. }));
     assert!(matches!(
-        sm.apply(AuthCmd::AclTokenPut { token: token("t1", "s1", &["p1"]), create: true }),
+        sm.auth(AuthCmd::AclTokenPut { token: token("t1", "s1", &["p1"]), create: true }),
         Applied::Ok { .. }
     ));
     let moved = AuthCmd::AclTokenPut { token: token("t1", "s2", &["p1"]), create: false };
-    assert!(matches!(sm.apply(moved), Applied::Rejected { .. }));
-    let before = sm.state();
+    assert!(matches!(sm.auth(moved), Applied::Rejected { .. }));
+    let before = sm.auth_state();
     assert_eq!(before.tokens.len(), 2);
     assert_eq!(before.policies.len(), 2);
-    assert!(matches!(sm.apply(AuthCmd::AclTokenDelete { accessor_id: "t1".into() }), Applied::Ok { .. }));
-    assert_eq!(sm.apply(AuthCmd::AclTokenDelete { accessor_id: "t1".into() }), Applied::NotFound);
-    assert_eq!(sm.state().tokens.len(), 1);
+    assert!(matches!(sm.auth(AuthCmd::AclTokenDelete { accessor_id: "t1".into() }), Applied::Ok { .. }));
+    assert_eq!(sm.auth(AuthCmd::AclTokenDelete { accessor_id: "t1".into() }), Applied::NotFound);
+    assert_eq!(sm.auth_state().tokens.len(), 1);
 }

@@ -4,50 +4,17 @@
 
 use std::collections::BTreeMap;
 
-use openraft::impls::leader_id_adv::LeaderId;
-use openraft::EntryPayload;
-
-use super::apply::apply_entry;
 use super::catalog::*;
 use super::catalog_store;
 use super::command::*;
 use super::naming::*;
-use super::naming_index::NamingIndex;
 use super::naming_store;
 use super::tables;
-use super::AppliedState;
-use crate::raft::types::Entry;
-use crate::raft::types::LogId;
 
-struct Sm {
-    _dir: tempfile::TempDir,
-    db: rocksdb::DB,
-    st: AppliedState,
-    index: u64,
-    mem: NamingIndex,
-}
+use super::test_sm::TestSm as Sm;
 
 impl Sm {
-    fn new() -> Sm {
-        let dir = tempfile::tempdir().unwrap();
-        let db = super::open_db(&dir.path().join("sm")).unwrap();
-        Sm { _dir: dir, db, st: AppliedState::default(), index: 0, mem: NamingIndex::default() }
-    }
-
-    fn entry(&mut self, cmd: Command) -> (Applied, Vec<Change>) {
-        self.index += 1;
-        let e = Entry {
-            log_id: LogId::new(LeaderId { term: 1, node_id: 1 }, self.index),
-            payload: EntryPayload::Normal(LogEntry { time_ms: 1000 * self.index, request_id: None, cmd }),
-        };
-        let (a, changes) = apply_entry(&self.db, &e, &mut self.st).unwrap();
-        for c in &changes {
-            self.mem.apply(c);
-        }
-        (a, changes)
-    }
-
-    fn apply(&mut self, cmd: CatalogCmd) -> (Applied, Vec<Change>) {
+    fn catalog(&mut self, cmd: CatalogCmd) -> (Applied, Vec<Change>) {
         self.entry(Command::Catalog(cmd))
     }
 
@@ -131,7 +98,7 @@ fn status(n: &str, id: &str, s: &str) -> CatalogCmd {
 #[test]
 fn check_status_drives_the_registry_instance_in_the_same_apply() {
     let mut sm = Sm::new();
-    let (a, changes) = sm.apply(register(
+    let (a, changes) = sm.catalog(register(
         "N1",
         Some(service("N1", "web", "web1")),
         vec![check("service:web1", "web1", CRITICAL)],
@@ -145,51 +112,51 @@ fn check_status_drives_the_registry_instance_in_the_same_apply() {
     let c = sm.check("n1", "service:web1").unwrap();
     assert_eq!((c.node.as_str(), c.service_name.as_str(), c.create_index), ("N1", "web", 1));
 
-    let (_, changes) = sm.apply(status("N1", "service:web1", PASSING));
+    let (_, changes) = sm.catalog(status("N1", "service:web1", PASSING));
     assert!(sm.healthy("web", "web1"));
     assert!(changes.iter().any(|c| matches!(c, Change::NamingInstances { .. })), "Nacos subscribers are told");
     // An unchanged status writes nothing.
-    assert_eq!(sm.apply(status("n1", "service:web1", PASSING)).0, Applied::None);
-    sm.apply(status("N1", "service:web1", WARNING));
+    assert_eq!(sm.catalog(status("n1", "service:web1", PASSING)).0, Applied::None);
+    sm.catalog(status("N1", "service:web1", WARNING));
     assert!(sm.healthy("web", "web1"), "warning counts as healthy");
     // Only the check moved: the catalog index still moves.
-    let (_, changes) = sm.apply(status("N1", "service:web1", CRITICAL));
+    let (_, changes) = sm.catalog(status("N1", "service:web1", CRITICAL));
     assert!(!sm.healthy("web", "web1"));
     assert!(changes.contains(&Change::ConsulTable { table: tables::Table::Catalog }));
     assert_eq!(sm.check("N1", "service:web1").unwrap().modify_index, sm.index);
     // Unknown checks are skipped.
-    assert_eq!(sm.apply(status("N1", "nope", PASSING)).0, Applied::None);
+    assert_eq!(sm.catalog(status("N1", "nope", PASSING)).0, Applied::None);
 }
 
 #[test]
 fn reregistration_keeps_status_and_replace_drops_other_checks() {
     let mut sm = Sm::new();
     let both = vec![check("a", "web1", CRITICAL), check("b", "web1", CRITICAL)];
-    sm.apply(register("N1", Some(service("N1", "web", "web1")), both, true, false));
-    sm.apply(status("N1", "a", PASSING));
-    sm.apply(status("N1", "b", PASSING));
+    sm.catalog(register("N1", Some(service("N1", "web", "web1")), both, true, false));
+    sm.catalog(status("N1", "a", PASSING));
+    sm.catalog(status("N1", "b", PASSING));
     assert!(sm.healthy("web", "web1"));
     // Agent re-registration: existing checks keep their status.
-    sm.apply(register("N1", Some(service("N1", "web", "web1")), vec![check("a", "web1", CRITICAL)], true, false));
+    sm.catalog(register("N1", Some(service("N1", "web", "web1")), vec![check("a", "web1", CRITICAL)], true, false));
     assert_eq!(sm.check("N1", "a").unwrap().status, PASSING);
     assert!(sm.check("N1", "b").is_some(), "kept without replace-existing-checks");
     assert!(sm.healthy("web", "web1"));
-    sm.apply(register("N1", Some(service("N1", "web", "web1")), vec![check("a", "web1", CRITICAL)], true, true));
+    sm.catalog(register("N1", Some(service("N1", "web", "web1")), vec![check("a", "web1", CRITICAL)], true, true));
     assert!(sm.check("N1", "b").is_none(), "dropped with replace-existing-checks");
     // Catalog semantics: the given status wins.
-    sm.apply(register("N1", Some(service("N1", "web", "web1")), vec![check("a", "web1", CRITICAL)], false, false));
+    sm.catalog(register("N1", Some(service("N1", "web", "web1")), vec![check("a", "web1", CRITICAL)], false, false));
     assert!(!sm.healthy("web", "web1"));
 }
 
 #[test]
 fn node_checks_cover_every_instance_of_the_node() {
     let mut sm = Sm::new();
-    sm.apply(register("N1", Some(service("N1", "web", "web1")), vec![], true, false));
-    sm.apply(register("N1", Some(service("N1", "api", "api1")), vec![], true, false));
+    sm.catalog(register("N1", Some(service("N1", "web", "web1")), vec![], true, false));
+    sm.catalog(register("N1", Some(service("N1", "api", "api1")), vec![], true, false));
     assert!(sm.healthy("web", "web1") && sm.healthy("api", "api1"), "no check: healthy");
-    sm.apply(register("N1", None, vec![check("_node_maintenance", "", CRITICAL)], false, false));
+    sm.catalog(register("N1", None, vec![check("_node_maintenance", "", CRITICAL)], false, false));
     assert!(!sm.healthy("web", "web1") && !sm.healthy("api", "api1"));
-    sm.apply(CatalogCmd::Deregister {
+    sm.catalog(CatalogCmd::Deregister {
         node: "n1".into(),
         service_id: None,
         check_id: Some("_node_maintenance".into()),
@@ -200,8 +167,8 @@ fn node_checks_cover_every_instance_of_the_node() {
 #[test]
 fn one_service_id_on_two_nodes_gives_two_instances() {
     let mut sm = Sm::new();
-    sm.apply(register("N1", Some(service("N1", "web", "web")), vec![], true, false));
-    sm.apply(register("N2", Some(service("N2", "web", "web")), vec![check("c", "web", CRITICAL)], true, false));
+    sm.catalog(register("N1", Some(service("N1", "web", "web")), vec![], true, false));
+    sm.catalog(register("N2", Some(service("N2", "web", "web")), vec![check("c", "web", CRITICAL)], true, false));
     let ids: Vec<String> = sm.instances("web").into_keys().collect();
     assert_eq!(ids, vec!["web".to_string(), "web@n2".to_string()]);
     let scoped = &sm.instances("web")["web@n2"];
@@ -209,9 +176,9 @@ fn one_service_id_on_two_nodes_gives_two_instances() {
     assert_eq!(catalog_store::service_id_of(scoped), "web");
     assert!(sm.healthy("web", "web") && !sm.healthy("web", "web@n2"), "each follows its own node's checks");
     // Re-registering finds the scoped instance again.
-    sm.apply(register("N2", Some(service("N2", "web", "web")), vec![], true, false));
+    sm.catalog(register("N2", Some(service("N2", "web", "web")), vec![], true, false));
     assert_eq!(sm.instances("web").len(), 2);
-    sm.apply(CatalogCmd::Deregister { node: "N1".into(), service_id: Some("web".into()), check_id: None });
+    sm.catalog(CatalogCmd::Deregister { node: "N1".into(), service_id: Some("web".into()), check_id: None });
     let ids: Vec<String> = sm.instances("web").into_keys().collect();
     assert_eq!(ids, vec!["web@n2".to_string()]);
 }
@@ -219,7 +186,7 @@ fn one_service_id_on_two_nodes_gives_two_instances() {
 #[test]
 fn refused_registrations_write_nothing() {
     let mut sm = Sm::new();
-    let (a, changes) = sm.apply(register("N1", None, vec![check("c", "ghost", CRITICAL)], true, false));
+    let (a, changes) = sm.catalog(register("N1", None, vec![check("c", "ghost", CRITICAL)], true, false));
     assert!(matches!(a, Applied::Rejected { ref reason } if reason.contains("\"ghost\" does not exist")), "{a:?}");
     assert!(changes.is_empty());
     assert!(sm.check("N1", "c").is_none() && catalog_store::get_node(&sm.db, "N1").unwrap().is_none());
@@ -233,7 +200,7 @@ fn refused_registrations_write_nothing() {
         replace_owned: false,
     }));
     let (a, _) =
-        sm.apply(register("N1", Some(service("N1", "db", "db1")), vec![check("c", "db1", PASSING)], true, false));
+        sm.catalog(register("N1", Some(service("N1", "db", "db1")), vec![check("c", "db1", PASSING)], true, false));
     assert!(matches!(a, Applied::Rejected { .. }), "{a:?}");
     assert!(sm.check("N1", "c").is_none());
     assert_eq!(sm.instances("db").len(), 1);
@@ -243,10 +210,10 @@ fn refused_registrations_write_nothing() {
 #[test]
 fn deregistering_a_node_takes_its_services_and_checks() {
     let mut sm = Sm::new();
-    sm.apply(register("N1", Some(service("N1", "web", "web1")), vec![check("c", "web1", PASSING)], true, false));
-    sm.apply(register("N1", None, vec![check("n", "", PASSING)], true, false));
-    sm.apply(register("N2", Some(service("N2", "web", "web2")), vec![], true, false));
-    let (a, _) = sm.apply(CatalogCmd::Deregister { node: "n1".into(), service_id: None, check_id: None });
+    sm.catalog(register("N1", Some(service("N1", "web", "web1")), vec![check("c", "web1", PASSING)], true, false));
+    sm.catalog(register("N1", None, vec![check("n", "", PASSING)], true, false));
+    sm.catalog(register("N2", Some(service("N2", "web", "web2")), vec![], true, false));
+    let (a, _) = sm.catalog(CatalogCmd::Deregister { node: "n1".into(), service_id: None, check_id: None });
     assert_eq!(a, Applied::Ok { index: sm.index });
     let ids: Vec<String> = sm.instances("web").into_keys().collect();
     assert_eq!(ids, vec!["web2".to_string()]);
@@ -255,7 +222,7 @@ fn deregistering_a_node_takes_its_services_and_checks() {
     assert_eq!(catalog_store::nodes(&sm.db).unwrap().len(), 1);
     // Deregistering what is not there changes nothing.
     assert_eq!(
-        sm.apply(CatalogCmd::Deregister { node: "n1".into(), service_id: None, check_id: None }).0,
+        sm.catalog(CatalogCmd::Deregister { node: "n1".into(), service_id: None, check_id: None }).0,
         Applied::None
     );
 }
@@ -263,8 +230,8 @@ fn deregistering_a_node_takes_its_services_and_checks() {
 #[test]
 fn renaming_a_service_moves_its_instance() {
     let mut sm = Sm::new();
-    sm.apply(register("N1", Some(service("N1", "web", "x1")), vec![check("c", "x1", PASSING)], true, false));
-    sm.apply(register("N1", Some(service("N1", "api", "x1")), vec![], true, false));
+    sm.catalog(register("N1", Some(service("N1", "web", "x1")), vec![check("c", "x1", PASSING)], true, false));
+    sm.catalog(register("N1", Some(service("N1", "api", "x1")), vec![], true, false));
     assert!(sm.instances("web").is_empty());
     assert_eq!(sm.instances("api").len(), 1);
     assert_eq!(sm.check("N1", "c").unwrap().service_name, "api");

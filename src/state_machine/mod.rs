@@ -33,6 +33,8 @@ mod consul_tests;
 #[cfg(test)]
 mod naming_tests;
 #[cfg(test)]
+mod test_sm;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
