@@ -154,6 +154,11 @@ struct Args {
     /// listener-fanout / naming-fanout: number of listening / subscribing gRPC connections.
     #[arg(long, default_value_t = 1000)]
     listeners: usize,
+    /// An access token sent with every HTTP request (as the `accessToken` header for the Nacos
+    /// API and `X-Consul-Token` for the Consul API), to measure with auth on. gRPC workloads do
+    /// not send it.
+    #[arg(long)]
+    token: Option<String>,
     /// footprint-load: registry instances to register.
     #[arg(long, default_value_t = 100_000)]
     instances: u64,
@@ -432,7 +437,14 @@ fn setup(a: &mut Args) -> anyhow::Result<Target> {
     }
     let size = usize::try_from(a.value_size).context("--value-size is too large")?;
     let value: String = "abcdefghijklmnopqrstuvwxyz0123456789".chars().cycle().take(size).collect();
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(t) = &a.token {
+        let v = reqwest::header::HeaderValue::from_str(t).context("--token is not a valid header value")?;
+        headers.insert("accessToken", v.clone());
+        headers.insert("X-Consul-Token", v);
+    }
     let client = reqwest::Client::builder()
+        .default_headers(headers)
         .pool_max_idle_per_host(usize::from(a.concurrency))
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(10))
