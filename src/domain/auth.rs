@@ -24,6 +24,7 @@ use serde::Deserialize;
 use serde::Serialize;
 
 use super::auth_throttle::Throttle;
+use super::config_admin::glob;
 use super::DomainError;
 use crate::raft::RaftNode;
 use crate::settings::Settings;
@@ -157,30 +158,10 @@ impl AuthView {
         let joined = res.joined();
         self.roles_of(user).iter().any(|role| {
             self.permissions.get(role).is_some_and(|ps| {
-                ps.iter().any(|(pattern, act)| act.contains(action.letter()) && wildcard_match(pattern, &joined))
+                ps.iter().any(|(pattern, act)| act.contains(action.letter()) && glob(pattern, &joined))
             })
         })
     }
-}
-
-/// Whole-string match where `*` stands for any run of characters (Nacos turns `*` into `.*`).
-pub fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(at) => rest = &rest[at + mid.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 /// bcrypt cost Nacos uses (Spring's `BCryptPasswordEncoder` default).
@@ -391,14 +372,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wildcards_match_whole_resources() {
-        assert!(wildcard_match("public:*:*", "public:DEFAULT_GROUP:config/a"));
-        assert!(wildcard_match("*:*:*", "x:y:naming/z"));
-        assert!(!wildcard_match("dev:*:*", "devx:G:config/a"), "no prefix match across the namespace");
-        assert!(wildcard_match("dev:G:config/app-*", "dev:G:config/app-1"));
-        assert!(!wildcard_match("dev:G:config/app-*", "dev:G:naming/app-1"));
-        assert!(wildcard_match("exact", "exact") && !wildcard_match("exact", "exactly"));
-        assert!(!wildcard_match("a*a", "a"), "the two ends may not overlap");
+    fn permission_patterns_match_whole_resources() {
+        assert!(glob("public:*:*", "public:DEFAULT_GROUP:config/a"));
+        assert!(glob("*:*:*", "x:y:naming/z"));
+        assert!(!glob("dev:*:*", "devx:G:config/a"), "no prefix match across the namespace");
+        assert!(glob("dev:G:config/app-*", "dev:G:config/app-1"));
+        assert!(!glob("dev:G:config/app-*", "dev:G:naming/app-1"));
+        assert!(glob("exact", "exact") && !glob("exact", "exactly"));
+        assert!(!glob("a*a", "a"), "the two ends may not overlap");
     }
 
     #[test]

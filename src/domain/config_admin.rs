@@ -31,8 +31,9 @@ pub struct ConfigFilter {
     pub data_ids: Vec<String>,
 }
 
-/// Glob with `*` only, as Nacos' blur search treats its input.
-fn glob(pattern: &str, s: &str) -> bool {
+/// Whole-string glob with `*` only (any run of characters), as Nacos' blur search treats its
+/// input and its permission resources (`*` → `.*`) are matched.
+pub fn glob(pattern: &str, s: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     if parts.len() == 1 {
         return pattern == s;
