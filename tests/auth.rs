@@ -66,11 +66,6 @@ async fn put_cfg(n: &Node, ns: &str, data_id: &str, token: &str, content: &str) 
     common::client().post(n.url("/nacos/v1/cs/configs")).form(&form).send().await.unwrap().status().as_u16()
 }
 
-async fn admin_post(n: &Node, admin: &str, path: &str, form: &[(&str, &str)]) -> u16 {
-    let r = common::client().post(n.url(path)).query(&[("accessToken", admin)]).form(form).send().await.unwrap();
-    r.status().as_u16()
-}
-
 #[tokio::test]
 async fn forged_bypass_and_stale_tokens_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -124,12 +119,15 @@ async fn forged_bypass_and_stale_tokens_are_refused() {
 
     // A deleted user's token stops working at once.
     assert_eq!(
-        admin_post(&n, &admin, "/nacos/v1/auth/users", &[("username", "bob"), ("password", "bob-pass-1")]).await,
+        common::post_as(&n, &admin, "/nacos/v1/auth/users", &[("username", "bob"), ("password", "bob-pass-1")]).await.0,
         200
     );
-    assert_eq!(admin_post(&n, &admin, "/nacos/v1/auth/roles", &[("role", "reader"), ("username", "bob")]).await, 200);
+    assert_eq!(
+        common::post_as(&n, &admin, "/nacos/v1/auth/roles", &[("role", "reader"), ("username", "bob")]).await.0,
+        200
+    );
     let perm = [("role", "reader"), ("resource", "public:*:*"), ("action", "r")];
-    assert_eq!(admin_post(&n, &admin, "/nacos/v1/auth/permissions", &perm).await, 200);
+    assert_eq!(common::post_as(&n, &admin, "/nacos/v1/auth/permissions", &perm).await.0, 200);
     let bob = common::login(&n, "bob", "bob-pass-1").await;
     assert_eq!(get_cfg(&n, "public", "secret.yaml", Some(&bob), &[]).await.0, 200);
     let r = common::client()
@@ -150,19 +148,21 @@ async fn namespaces_are_isolated_over_http_and_grpc() {
     let admin = common::admin_token(&n).await;
     for ns in ["dev", "prod"] {
         let form = [("customNamespaceId", ns), ("namespaceName", ns), ("namespaceDesc", "")];
-        assert_eq!(admin_post(&n, &admin, "/nacos/v1/console/namespaces", &form).await, 200);
+        assert_eq!(common::post_as(&n, &admin, "/nacos/v1/console/namespaces", &form).await.0, 200);
         assert_eq!(put_cfg(&n, ns, "app.yaml", &admin, &format!("env: {ns}")).await, 200);
     }
     assert_eq!(
-        admin_post(&n, &admin, "/nacos/v1/auth/users", &[("username", "alice"), ("password", "alice-pw-1")]).await,
+        common::post_as(&n, &admin, "/nacos/v1/auth/users", &[("username", "alice"), ("password", "alice-pw-1")])
+            .await
+            .0,
         200
     );
     assert_eq!(
-        admin_post(&n, &admin, "/nacos/v1/auth/roles", &[("role", "dev-team"), ("username", "alice")]).await,
+        common::post_as(&n, &admin, "/nacos/v1/auth/roles", &[("role", "dev-team"), ("username", "alice")]).await.0,
         200
     );
     let perm = [("role", "dev-team"), ("resource", "dev:*:*"), ("action", "rw")];
-    assert_eq!(admin_post(&n, &admin, "/nacos/v1/auth/permissions", &perm).await, 200);
+    assert_eq!(common::post_as(&n, &admin, "/nacos/v1/auth/permissions", &perm).await.0, 200);
     let alice = common::login(&n, "alice", "alice-pw-1").await;
 
     // HTTP: her namespace yes, the other no, and a refused write stores nothing.
@@ -172,7 +172,10 @@ async fn namespaces_are_isolated_over_http_and_grpc() {
     assert_eq!(put_cfg(&n, "prod", "app.yaml", &alice, "env: hacked").await, 403);
     assert_eq!(get_cfg(&n, "prod", "app.yaml", Some(&admin), &[]).await.1, "env: prod");
     // Nor may she manage users or namespaces.
-    assert_eq!(admin_post(&n, &alice, "/nacos/v1/auth/users", &[("username", "eve"), ("password", "x1")]).await, 403);
+    assert_eq!(
+        common::post_as(&n, &alice, "/nacos/v1/auth/users", &[("username", "eve"), ("password", "x1")]).await.0,
+        403
+    );
 
     // gRPC: the same rules on the SDK port, token in the request headers.
     let mut c = Conn::open(&n, json!({"clientVersion": "raw", "tenant": "", "labels": {}})).await;

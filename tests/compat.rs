@@ -143,10 +143,8 @@ const RW_USER: (&str, &str) = ("compat-rw", "compat-rw-pass-1");
 const OTHER_USER: (&str, &str) = ("compat-other", "compat-other-pass-1");
 
 async fn admin_post(node: &Node, token: &str, path: &str, form: &[(&str, &str)]) {
-    let r = common::client().post(node.url(path)).query(&[("accessToken", token)]).form(form).send().await.unwrap();
-    let st = r.status();
-    let body = r.text().await.unwrap_or_default();
-    assert!(st.is_success(), "POST {path} {form:?}: {st} {body}");
+    let (st, body) = common::post_as(node, token, path, form).await;
+    assert!((200..300).contains(&st), "POST {path} {form:?}: {st} {body}");
 }
 
 /// `GET path?query` with the administrator's token: (status, body).

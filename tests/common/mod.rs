@@ -205,6 +205,12 @@ pub async fn login(node: &Node, user: &str, password: &str) -> String {
     v["accessToken"].as_str().unwrap().to_string()
 }
 
+/// `POST path` with a form, authenticated by `token` (`accessToken` parameter): status and body.
+pub async fn post_as(node: &Node, token: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let r = client().post(node.url(path)).query(&[("accessToken", token)]).form(form).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
 /// The administrator's token, once the node created it from `BATATA_ADMIN_PASSWORD`.
 pub async fn admin_token(node: &Node) -> String {
     eventually(30, "the admin user exists", || async {
