@@ -262,10 +262,14 @@ impl ConfigService {
 }
 
 /// Leader duty: once an hour, propose dropping config history older than `retention`. Only the
-/// transition goes through Raft; followers never run this.
+/// transition goes through Raft; followers never run this. The first round waits a minute
+/// rather than running at start-up, where its scan of the history would compete with the
+/// node's own start (a restart with a million configs measured it).
 pub async fn history_retention(node: Arc<RaftNode>, retention: std::time::Duration) {
     use crate::state_machine::command::SysCmd;
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    let period = std::time::Duration::from_secs(3600);
+    let first = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut tick = tokio::time::interval_at(first, period);
     loop {
         tick.tick().await;
         if !node.raft.is_leader() {

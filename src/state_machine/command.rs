@@ -177,7 +177,8 @@ pub struct NamespaceItem {
     pub modify_time_ms: u64,
 }
 
-/// A stored Nacos config.
+/// A stored Nacos config. `content` and `md5` stay the first two fields: the start-up md5 scan
+/// decodes only that prefix (`config_store::for_each_md5`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConfigItem {
     pub content: String,

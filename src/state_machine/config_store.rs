@@ -56,6 +56,35 @@ pub fn list(db: &DB, namespace: Option<&str>) -> StoreResult<Vec<(ConfigKey, Con
     Ok(out)
 }
 
+/// The leading fields of a stored [`ConfigItem`], borrowed: the content is skipped, not copied.
+#[derive(serde::Deserialize)]
+struct Md5Head<'a> {
+    #[serde(borrow)]
+    _content: &'a [u8],
+    md5: &'a str,
+}
+
+/// Calls `f` with the key and md5 of every stored config, decoding nothing else: at start-up
+/// this builds the md5 index, and decoding whole configs (content, metadata) made the restart
+/// with a million configs allocator-bound.
+pub fn for_each_md5(db: &DB, mut f: impl FnMut(ConfigKey, &str)) -> StoreResult<()> {
+    let cf = super::cf(db, schema::CF_CONFIG)?;
+    for item in db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
+        let (k, v) = item.map_err(super::io_err)?;
+        let Some(key) = parse_key(&k) else { continue };
+        let head: Md5Head = schema::decode_head(&v)?;
+        f(key, head.md5);
+    }
+    Ok(())
+}
+
+/// RocksDB's estimate of the number of stored configs (exact after a flush; a sizing hint).
+pub fn estimate_count(db: &DB) -> StoreResult<usize> {
+    let cf = super::cf(db, schema::CF_CONFIG)?;
+    let n = db.property_int_value_cf(cf, "rocksdb.estimate-num-keys").map_err(super::io_err)?;
+    Ok(n.unwrap_or(0) as usize)
+}
+
 pub fn apply(db: &DB, b: &mut WriteBatch, ctx: &ApplyCtx, cmd: &ConfigCmd) -> StoreResult<(Applied, Vec<Change>)> {
     let cf = super::cf(db, schema::CF_CONFIG)?;
     match cmd {

@@ -115,8 +115,12 @@ pub struct StateChecksum {
 }
 
 fn md5_index_of(db: &DB) -> StoreResult<Md5Index> {
+    let mut normal = HashMap::with_capacity(config_store::estimate_count(db)?);
+    config_store::for_each_md5(db, |k, md5| {
+        normal.insert(k, md5.to_owned());
+    })?;
     Ok(Md5Index {
-        normal: config_store::list(db, None)?.into_iter().map(|(k, item)| (k, item.md5)).collect(),
+        normal,
         beta: config_store::list_betas(db)?.into_iter().map(|(k, b)| (k, (b.item.md5, b.beta_ips))).collect(),
     })
 }

@@ -286,6 +286,23 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> std::io::Result<T> {
     }
 }
 
+/// Decodes the leading fields of a stored value into `T` (a prefix of the stored type's fields,
+/// in order) and ignores the rest, borrowing strings from `bytes`: postcard is not
+/// self-describing, so reading only what is needed means reading a prefix. Used where a scan
+/// over many records wants one small field of each (the md5 index at start-up).
+pub fn decode_head<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> std::io::Result<T> {
+    match bytes.split_first() {
+        Some((&FORMAT_VERSION, rest)) => postcard::take_from_bytes(rest)
+            .map(|(head, _)| head)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("corrupt stored value: {e}"))),
+        Some((v, _)) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("stored value has unknown format version {v}"),
+        )),
+        None => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "empty stored value")),
+    }
+}
+
 /// `kv` key: the Consul key's UTF-8 bytes, so a byte-prefix scan is Consul's prefix match.
 pub fn kv_key(key: &str) -> &[u8] {
     key.as_bytes()
