@@ -219,7 +219,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     });
 
     // HTTP servers.
-    let state = AppState {
+    let state = AppState::new(crate::http::Shared {
         node: node.clone(),
         config: ConfigService::new(node.clone(), settings.config_max_content_bytes),
         namespaces: crate::domain::namespace::NamespaceService::new(node.clone()),
@@ -236,7 +236,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             settings.consul_acl_default_policy == crate::settings::AclDefault::Allow,
         ),
         max_body: settings.max_body_bytes,
-    };
+    });
     let router = crate::http::router(state, &settings.context_path);
     let mut addrs = vec![settings.http_bind_addr()];
     if let Some(c) = settings.consul_bind_addr() {

@@ -34,9 +34,27 @@ use crate::domain::ReadConsistency;
 use crate::raft::RaftNode;
 use crate::raft::WriteError;
 
-/// Shared by every handler.
+/// Shared by every handler. Axum clones the state into every extractor and middleware of every
+/// request, so it is one `Arc` (one atomic increment) rather than the struct of a dozen handles
+/// (the config GET profile had cloning and dropping that struct at 3.4 %).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
     pub node: Arc<RaftNode>,
     pub config: ConfigService,
     pub namespaces: crate::domain::namespace::NamespaceService,
