@@ -8,6 +8,10 @@ use common::*;
 async fn standalone_survives_kill9_and_starts_without_config_file() {
     let root = tempfile::tempdir().unwrap();
     let mut n = Node::new(root.path(), "solo", Ports::new(), &[]);
+    // An election timeout longer than `wait_ready`'s patience: a restarted standalone node must
+    // resume as leader from its stored vote (openraft's leader restore) rather than wait for it.
+    n.set_env("BATATA_RAFT_ELECTION_TIMEOUT_MIN_MS", "120000");
+    n.set_env("BATATA_RAFT_ELECTION_TIMEOUT_MAX_MS", "180000");
     assert!(!n.dir.join("conf").exists(), "the test must run without a config file");
     n.start();
     wait_ready(&n).await;
