@@ -100,9 +100,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let node_id = membership::load_or_store_node_id(&data_dir, membership::node_id_for(&topo.me.http_addr))?;
 
-    let log = LogStore::open(&data_dir.join("raft")).context("opening the raft log")?;
+    // The two databases open side by side: on a fresh data dir each creation is a series of
+    // manifest fsyncs (one per column family), the larger part of start-up.
+    let (log, sm) = std::thread::scope(|s| {
+        let sm = s.spawn(|| StateMachineStore::open(&data_dir));
+        let log = LogStore::open(&data_dir.join("raft"));
+        (log, sm.join())
+    });
+    let log = log.context("opening the raft log")?;
+    let sm = match sm {
+        Ok(sm) => sm.context("opening the state machine")?,
+        Err(_) => bail!("opening the state machine panicked"),
+    };
     let ready_index = log.clone().read_committed().await?.map(|l| l.index).unwrap_or(0);
-    let sm = StateMachineStore::open(&data_dir).context("opening the state machine")?;
     let routes = crate::raft::network::parse_routes(&settings.cluster_peer_routes)
         .map_err(|e| anyhow::anyhow!("nacos.cluster.peer-routes: {e}"))?;
     let clients = PeerClients::with_routes(topo.secret.clone(), routes);
