@@ -135,6 +135,9 @@ pub(crate) fn open_db(path: &Path) -> StoreResult<DB> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
+    // Rarely written families (auth, namespaces, ...) would otherwise pin old write-ahead logs
+    // for the next start to replay; as in the Raft log's database.
+    opts.set_max_total_wal_size(crate::raft::log_store::MAX_TOTAL_WAL_BYTES);
     let cfs = schema::ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
     DB::open_cf_descriptors(&opts, path, cfs).map_err(io_err)
 }
