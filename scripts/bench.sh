@@ -21,6 +21,10 @@
 #   BENCH_TMPDIR=DIR    where the work dir is created (default $TMPDIR or /tmp; falls back to
 #                       ~/.cache/batata when that is tmpfs, whose fsync would be meaningless)
 #   BENCH_RUST_LOG=warn RUST_LOG for the Batata nodes
+#   BENCH_PERF=1        also profile the servers (`perf record -F 499`, every thread, flat) during
+#                       the runs whose performance.md targets are missed (PERF_RUNS below), and
+#                       write each profile (shares by thread and by binary, top 40 symbols) to perf/NAME.txt next to
+#                       the report; the sampling costs the servers about 1 %
 #   CARGO_TARGET_DIR    default $HOME/.cache/batata/target
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
@@ -45,6 +49,13 @@ MEASURED_SHARE=$(awk "BEGIN { print $DURATION / ($DURATION + 2) }")
 for tool in curl awk dd stat; do
   command -v "$tool" >/dev/null || { echo "bench.sh needs $tool" >&2; exit 1; }
 done
+if [ "${BENCH_PERF:-0}" = 1 ] && ! command -v perf >/dev/null; then
+  echo "== installing linux-perf (BENCH_PERF=1)" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq linux-perf >&2
+fi
 
 log() { echo "== $*" >&2; }
 die() { echo "bench.sh: $*" >&2; exit 1; }
@@ -133,19 +144,22 @@ spawn() { # name, then the command (for Batata: env assignments and the binary)
   PIDS+=("$LAST_PID")
 }
 
+# Polls every 10 ms, or back to back when WAIT_TIGHT=1: the start-to-ready timings poll without
+# a pause (one curl per round, the rest bash builtins) so the figure is the server's time, not
+# the poller's.
 wait_http() { # url, pid, log name, timeout seconds, optional text the body must contain
-  local url=$1 pid=$2 name=$3 deadline=$(($(date +%s) + $4)) want=${5:-} body
+  local url=$1 pid=$2 name=$3 deadline=$((EPOCHSECONDS + $4)) want=${5:-} body
   while :; do
     if body=$(curl -fsS --max-time 1 "$url" 2>/dev/null) && [[ $body == *"$want"* ]]; then return 0; fi
     if ! kill -0 "$pid" 2>/dev/null; then
       tail -n 30 "$WORK/logs/$name.log" >&2 || true
       die "$name exited before $url answered"
     fi
-    if [ "$(date +%s)" -ge "$deadline" ]; then
+    if [ "$EPOCHSECONDS" -ge "$deadline" ]; then
       tail -n 30 "$WORK/logs/$name.log" >&2 || true
       die "$name: no answer from $url within $4 s"
     fi
-    sleep 0.01
+    [ "${WAIT_TIGHT:-0}" = 1 ] || sleep 0.01
   done
 }
 
@@ -170,6 +184,34 @@ cpu_ms() {
 # The processes serving the current workloads: their CPU time is charged to each run.
 SERVER_PIDS=()
 declare -A CMD CPU1K
+
+# BENCH_PERF=1: the runs profiled (their targets are missed; BENCHMARKS.md quotes these files).
+PERF_RUNS=" grpc-instance-register-1node-c64 config-publish-c256 grpc-instance-register-c64 config-get-c64 "
+PERF_RUNS+=" grpc-config-get-c64 listener-fanout-10000 naming-fanout-1000 consul-kv-put-c64 "
+PERF_PID=
+perf_start() { # run name
+  PERF_PID=
+  [ "${BENCH_PERF:-0}" = 1 ] && [[ $PERF_RUNS == *" $1 "* ]] && [ ${#SERVER_PIDS[@]} -gt 0 ] || return 0
+  mkdir -p "$RES/perf"
+  local pids
+  pids=$(IFS=,; echo "${SERVER_PIDS[*]}")
+  perf record -q -F 499 -p "$pids" -o "$WORK/perf-$1.data" 2>>"$WORK/logs/perf.log" &
+  PERF_PID=$!
+}
+perf_stop() { # run name
+  [ -n "$PERF_PID" ] || return 0
+  kill -INT "$PERF_PID" 2>/dev/null || true
+  wait "$PERF_PID" 2>/dev/null || true
+  # Where the samples fall by thread, by binary (kernel, libc, batata), then the top symbols.
+  local sort
+  for sort in comm dso comm,dso,symbol; do
+    echo "-- by $sort"
+    perf report -i "$WORK/perf-$1.data" --stdio --no-children --sort "$sort" 2>/dev/null |
+      grep -E '^ +[0-9.]+%' | head -n "$([ "$sort" = comm,dso,symbol ] && echo 40 || echo 6)" | cut -c1-160 | sed 's/ *$//'
+  done >"$RES/perf/$1.txt" || true
+  rm -f "$WORK/perf-$1.data"
+}
+
 bench() { # result name, then batata-bench arguments
   local name=$1 c0 c1 ok
   shift
@@ -177,7 +219,9 @@ bench() { # result name, then batata-bench arguments
   CMD[$name]="batata-bench ${args[*]}"
   log "${CMD[$name]}"
   c0=$(cpu_ms ${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"})
+  perf_start "$name"
   "$BENCH_BIN" "${args[@]}" | tee "$WORK/logs/$name.txt" >&2
+  perf_stop "$name"
   c1=$(cpu_ms ${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"})
   ok=$(jget "$RES/$name.json" ok)
   # Server CPU per 1,000 successful requests, all server processes together. The warm-up's
@@ -306,7 +350,7 @@ log "standalone node: time to ready"
 t0=$(now_ns)
 spawn standalone "${S_ENV[@]}" RUST_LOG="${BENCH_RUST_LOG:-warn}" "$BATATA"
 S_PID=$LAST_PID
-wait_http "http://127.0.0.1:$S_HTTP/nacos/v1/console/health/readiness" "$S_PID" standalone 60
+WAIT_TIGHT=1 wait_http "http://127.0.0.1:$S_HTTP/nacos/v1/console/health/readiness" "$S_PID" standalone 60
 READY_MS=$((($(now_ns) - t0) / 1000000))
 sleep 5
 RSS_MIB=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$S_PID/status")
@@ -356,7 +400,7 @@ RESTART_DATA=$(du -sh "$DATA/restart" | cut -f1)
 t0=$(now_ns)
 spawn restart2 "${R_ENV[@]}" RUST_LOG="${BENCH_RUST_LOG:-warn}" "$BATATA"
 R_PID=$LAST_PID
-wait_http "http://127.0.0.1:$S_HTTP/nacos/v1/console/health/readiness" "$R_PID" restart2 600
+WAIT_TIGHT=1 wait_http "http://127.0.0.1:$S_HTTP/nacos/v1/console/health/readiness" "$R_PID" restart2 600
 RESTART_MS=$((($(now_ns) - t0) / 1000000))
 RESTART_RSS_MIB=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$R_PID/status")
 log "restart with $RESTART_KEYS configs ($RESTART_DATA on disk): ready in $RESTART_MS ms, RSS $RESTART_RSS_MIB MiB"
@@ -472,10 +516,10 @@ REPORT=$WORK/report.md
   echo "| Figure | Value | Command |"
   echo "|---|---|---|"
   echo "| Disk fsync latency | $FSYNC_MS ms per 4 KiB write | \`$FSYNC_CMD\` (total time / 500) |"
-  echo "| Standalone start to ready | $READY_MS ms | \`${S_ENV[*]} batata\`, polling \`GET /nacos/v1/console/health/readiness\` every 10 ms |"
+  echo "| Standalone start to ready | $READY_MS ms | \`${S_ENV[*]} batata\`, polling \`GET /nacos/v1/console/health/readiness\` back to back (one curl per round) |"
   echo "| Standalone idle RSS | $RSS_MIB MiB | VmRSS in \`/proc/PID/status\` 5 s after ready |"
   echo "| Standalone RSS with 100,000 instances and 10,000 configs | $LOADED_RSS_MIB MiB | VmRSS 5 s after \`$FOOT_CMD\` loaded them ($FOOT_LOADED) |"
-  echo "| Standalone restart to ready with $RESTART_KEYS configs ($RESTART_DATA on disk) | $RESTART_MS ms (then RSS $RESTART_RSS_MIB MiB) | SIGTERM after \`footprint-load --keys $RESTART_KEYS --instances 0\`, restart, poll readiness every 10 ms |"
+  echo "| Standalone restart to ready with $RESTART_KEYS configs ($RESTART_DATA on disk) | $RESTART_MS ms (then RSS $RESTART_RSS_MIB MiB) | SIGTERM after \`footprint-load --keys $RESTART_KEYS --instances 0\`, restart, poll readiness back to back |"
   if [ -z "$ETCD_NOTE" ]; then
     for c in "${LEVELS[@]}"; do
       b=$(jget "$RES/config-publish-c$c.json" throughput_rps)
@@ -530,6 +574,18 @@ REPORT=$WORK/report.md
       "$(calc "%.1f" "$(jget "$f" connect_and_listen_s)$(jget "$f" connect_and_subscribe_s)$(jget "$f" connect_and_watch_s)")" "${CMD[$name]}"
   done
   echo
+  if [ -d "$RES/perf" ]; then
+    echo "Profiles (BENCH_PERF=1; perf record -F 499 of every server process during the run; share of samples by thread, by binary, then the top 40 symbols):"
+    echo
+    for f in "$RES"/perf/*.txt; do
+      echo "#### $(basename "$f" .txt)"
+      echo
+      echo '```'
+      cat "$f"
+      echo '```'
+      echo
+    done
+  fi
 } >"$REPORT"
 cat "$REPORT"
 cat "$REPORT" >>"$OUT"
