@@ -187,7 +187,7 @@ declare -A CMD CPU1K
 
 # BENCH_PERF=1: the runs profiled (their targets are missed; BENCHMARKS.md quotes these files).
 PERF_RUNS=" grpc-instance-register-1node-c64 config-publish-c256 grpc-instance-register-c64 config-get-c64 "
-PERF_RUNS+=" grpc-config-get-c64 listener-fanout-10000 naming-fanout-1000 consul-kv-put-c64 "
+PERF_RUNS+=" grpc-config-get-c64 listener-fanout-10000 naming-fanout-1000 consul-kv-put-c1 consul-kv-put-c64 "
 PERF_PID=
 perf_start() { # run name
   PERF_PID=
