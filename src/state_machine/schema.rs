@@ -275,9 +275,21 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> std::io::Result<T> {
+    postcard::from_bytes(payload(bytes)?).map_err(corrupt)
+}
+
+/// Decodes the leading fields of a stored value into `T` (a prefix of the stored type's fields,
+/// in order) and ignores the rest, borrowing strings from `bytes`: postcard is not
+/// self-describing, so reading only what is needed means reading a prefix. Used where a scan
+/// over many records wants one small field of each (the md5 index at start-up).
+pub fn decode_head<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> std::io::Result<T> {
+    postcard::take_from_bytes(payload(bytes)?).map(|(head, _)| head).map_err(corrupt)
+}
+
+/// The postcard bytes of a stored value, after checking its format-version byte.
+fn payload(bytes: &[u8]) -> std::io::Result<&[u8]> {
     match bytes.split_first() {
-        Some((&FORMAT_VERSION, rest)) => postcard::from_bytes(rest)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("corrupt stored value: {e}"))),
+        Some((&FORMAT_VERSION, rest)) => Ok(rest),
         Some((v, _)) => Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("stored value has unknown format version {v}"),
@@ -286,21 +298,8 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> std::io::Result<T> {
     }
 }
 
-/// Decodes the leading fields of a stored value into `T` (a prefix of the stored type's fields,
-/// in order) and ignores the rest, borrowing strings from `bytes`: postcard is not
-/// self-describing, so reading only what is needed means reading a prefix. Used where a scan
-/// over many records wants one small field of each (the md5 index at start-up).
-pub fn decode_head<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> std::io::Result<T> {
-    match bytes.split_first() {
-        Some((&FORMAT_VERSION, rest)) => postcard::take_from_bytes(rest)
-            .map(|(head, _)| head)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("corrupt stored value: {e}"))),
-        Some((v, _)) => Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("stored value has unknown format version {v}"),
-        )),
-        None => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "empty stored value")),
-    }
+fn corrupt(e: postcard::Error) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("corrupt stored value: {e}"))
 }
 
 /// `kv` key: the Consul key's UTF-8 bytes, so a byte-prefix scan is Consul's prefix match.
