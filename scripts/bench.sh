@@ -49,12 +49,15 @@ MEASURED_SHARE=$(awk "BEGIN { print $DURATION / ($DURATION + 2) }")
 for tool in curl awk dd stat; do
   command -v "$tool" >/dev/null || { echo "bench.sh needs $tool" >&2; exit 1; }
 done
-if [ "${BENCH_PERF:-0}" = 1 ] && ! command -v perf >/dev/null; then
-  echo "== installing linux-perf (BENCH_PERF=1)" >&2
-  sudo=""
+apt_install() { # Debian packages
+  local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo
+  echo "== installing $*" >&2
   $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq linux-perf >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2
+}
+if [ "${BENCH_PERF:-0}" = 1 ] && ! command -v perf >/dev/null; then
+  apt_install linux-perf
 fi
 
 log() { echo "== $*" >&2; }
@@ -309,11 +312,7 @@ else
   if ! command -v etcd >/dev/null; then
     # Debian's etcd-server package; on a systemd host it also enables its own etcd service on
     # localhost:2379, which does not collide with the ports used here.
-    log "installing etcd-server"
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq etcd-server >&2
+    apt_install etcd-server
   fi
   ETCD=$(command -v etcd) || die "etcd is not installed"
   ETCD_VERSION=$("$ETCD" --version | awk '/^etcd Version:/ { print $3 }')
